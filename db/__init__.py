@@ -1,0 +1,1 @@
+"""Stores for candles, indicators and backtests: the `Store` interface and its implementations."""

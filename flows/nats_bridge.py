@@ -1,0 +1,76 @@
+"""A nats-py connection on its own event-loop thread, for Bytewax's synchronous callbacks.
+
+Bytewax calls sources and sinks from plain threads, while nats-py is asyncio only. The bridge
+owns one loop in a daemon thread; `call` runs a coroutine there and waits for its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+T = TypeVar("T")
+
+
+class NatsBridge:
+    """Connects at construction; raises the connection error if the server is unreachable."""
+
+    def __init__(self, url: str, *, name: str, connect_timeout_s: float = 5.0) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+        self.nc: Client = self.call(
+            lambda: nats.connect(
+                url,
+                name=name,
+                connect_timeout=connect_timeout_s,
+                max_reconnect_attempts=-1,
+                pending_size=1024 * 1024,
+            ),
+            timeout=connect_timeout_s + 5,
+        )
+        self.js: JetStreamContext = self.nc.jetstream()
+
+    def call(self, make: Callable[[], Awaitable[T]], *, timeout: float = 30.0) -> T:
+        """Run the coroutine `make()` on the bridge's loop and return its result."""
+
+        async def run() -> T:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
+
+    def spawn(self, make: Callable[[], Awaitable[None]]) -> None:
+        """Start a background task on the bridge's loop."""
+
+        async def run() -> None:
+            await make()
+
+        self._loop.call_soon_threadsafe(lambda: self._loop.create_task(run()))
+
+    def close(self) -> None:
+        """Cancel background tasks, drain the connection and stop the loop thread."""
+        if not self._thread.is_alive():
+            return
+
+        async def shutdown() -> None:
+            current = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                await self.nc.drain()
+            except Exception:
+                await self.nc.close()
+
+        try:
+            self.call(shutdown, timeout=10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)

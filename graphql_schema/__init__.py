@@ -1,0 +1,1 @@
+"""The GraphQL API: Strawberry types, queries and subscriptions over small context Protocols."""

@@ -1,0 +1,43 @@
+"""The schema object, with Strawberry's own guard rails and caches."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+
+from graphql_schema.query import Query
+from graphql_schema.subscription import Subscription
+
+
+def _is_unexpected(error: GraphQLError) -> bool:
+    # Errors we raise on purpose are GraphQLErrors with a code; anything else is a bug.
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+def build_schema(
+    *, max_depth: int = 10, max_tokens: int = 2000, max_aliases: int = 15
+) -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        subscription=Subscription,
+        extensions=[
+            ParserCache(maxsize=256),
+            ValidationCache(maxsize=256),
+            QueryDepthLimiter(max_depth=max_depth),
+            MaxTokensLimiter(max_token_count=max_tokens),
+            MaxAliasesLimiter(max_alias_count=max_aliases),
+            MaskErrors(
+                should_mask_error=_is_unexpected,
+                error_message="Internal error; it has been logged.",
+            ),
+        ],
+    )

@@ -1,0 +1,1 @@
+"""The pure core of CandleGraph: messages, timeframes and candle aggregation, with no I/O."""

@@ -1,0 +1,1 @@
+"""The composition root: settings, the Starlette app, the CLI and process supervision."""

@@ -1,0 +1,170 @@
+"""The `candlegraph` command: up, serve, flow, simulate and schema.
+
+Settings come from `CANDLEGRAPH_*` variables, then from flags; see `server.settings`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from types import FrameType
+
+from server.settings import Settings, SettingsError
+
+log = logging.getLogger("candlegraph")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="candlegraph",
+        description="Real-time candles, indicators and backtests over GraphQL.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--data-dir", type=Path, help="where all state lives (default ./data)")
+        p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+        return p
+
+    def nats_url(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--nats-url", help="NATS server URL (default nats://127.0.0.1:4222)")
+
+    def feed_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--rate", type=float, dest="sim_rate", help="trades per second")
+        p.add_argument("--seed", type=int, dest="sim_seed", help="random seed")
+        p.add_argument(
+            "--symbols", dest="sim_symbols", type=lambda s: tuple(s.split(",")),
+            help="comma-separated BASE-QUOTE symbols",
+        )
+
+    up = command("up", "Start NATS, the dataflow, the simulator and the GraphQL server.")
+    up.add_argument("--port", type=int, help="GraphQL HTTP port (default 8000)")
+    up.add_argument("--nats-port", type=int, help="NATS port (default: a free one)")
+    feed_flags(up)
+
+    serve = command("serve", "Run the GraphQL server only.")
+    nats_url(serve)
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTP port (default 8000)")
+
+    flow = command("flow", "Run the candle dataflow only.")
+    nats_url(flow)
+    flow.add_argument(
+        "--timeframes", type=lambda s: tuple(s.split(",")), help="e.g. 1s,1m,5m"
+    )
+
+    simulate = command("simulate", "Run the trade simulator feed only.")
+    nats_url(simulate)
+    feed_flags(simulate)
+
+    sub.add_parser("schema", help="Print the GraphQL SDL.", description="Print the GraphQL SDL.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    flags = {k: v for k, v in vars(args).items() if k != "command"}
+    try:
+        settings = Settings.from_env(os.environ if environ is None else environ)
+        settings = settings.with_overrides(**flags)
+    except (SettingsError, TypeError) as error:
+        print(f"candlegraph: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    match args.command:
+        case "up":
+            from server.up import run_up
+
+            return run_up(settings)
+        case "serve":
+            return _serve(settings)
+        case "flow":
+            return _flow(settings)
+        case "simulate":
+            return _simulate(settings)
+        case "schema":
+            from graphql_schema.schema import build_schema
+
+            print(build_schema().as_str())
+            return 0
+    return 2
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+        ws_ping_interval=20,
+    )
+    return 0
+
+
+def _flow(settings: Settings) -> int:
+    from bytewax.run import cli_main
+
+    from db.sqlite import SqliteStore
+    from flows.dataflow import build_flow
+    from flows.jetstream_source import JetStreamSource
+    from flows.sink import StoreAndPublishSink
+    from market.timeframes import parse_timeframes
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # The first signal ends the input so in-flight messages are written and acked;
+        # a second one aborts.
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    flow = build_flow(
+        JetStreamSource(settings.nats_url, stop=stop),
+        StoreAndPublishSink(settings.nats_url, partial(SqliteStore, settings.store_path)),
+        timeframes=parse_timeframes(list(settings.timeframes)),
+        allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
+    )
+    log.info("dataflow reading %s, writing %s", settings.nats_url, settings.store_path)
+    try:
+        cli_main(flow, workers_per_process=1)
+    except KeyboardInterrupt:
+        log.info("dataflow stopped")
+    return 0
+
+
+def _simulate(settings: Settings) -> int:
+    from flows.publisher import run_simulator
+    from flows.simulator import TradeSimulator
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        simulator = TradeSimulator(settings.sim_symbols, seed=settings.sim_seed)
+        await run_simulator(settings.nats_url, simulator, rate=settings.sim_rate, stop=stop)
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
