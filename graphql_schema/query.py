@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
@@ -31,11 +32,15 @@ class Query:
         timeframe: str,
         start: datetime | None = None,
         end: datetime | None = None,
-        limit: int = 1000,
+        limit: Annotated[
+            int | None,
+            strawberry.argument(description="At most this many (default 1000, capped by the server)."),
+        ] = None,
     ) -> list[Candle]:
         limits = info.context.limits
         check_market(exchange, symbol)
         check_timeframe(timeframe, limits)
+        limit = min(1000, limits.max_candles) if limit is None else limit
         check_limit(limit, limits)
         start_ns = to_ns(start) if start is not None else None
         end_ns = to_ns(end) if end is not None else None

@@ -70,7 +70,7 @@ class Rejected(msgspec.Struct, frozen=True):
 
 
 _batch_decoder = msgspec.json.Decoder(Trade | list[Trade])
-_any_decoder = msgspec.json.Decoder()
+_trade_decoder = msgspec.json.Decoder(Trade)
 _trade_encoder = msgspec.json.Encoder()
 _candle_decoder = msgspec.json.Decoder(Candle)
 
@@ -137,14 +137,23 @@ def decode_trades(
 
 
 def _decode_elements(data: bytes) -> tuple[list[Trade], list[Rejected]]:
-    raw = _any_decoder.decode(data)
-    elements = raw if isinstance(raw, list) else [raw]
+    # Split into raw elements without parsing their values, then decode each on its own.
+    try:
+        elements = msgspec.json.decode(data, type=list[msgspec.Raw])
+    except msgspec.ValidationError:
+        elements = [msgspec.Raw(data)]
+    except msgspec.DecodeError as error:
+        return [], [Rejected("undecodable", str(error), data[:1000].decode("utf-8", "replace"))]
     trades: list[Trade] = []
     rejected: list[Rejected] = []
     for element in elements:
         try:
-            trades.append(msgspec.convert(element, Trade))
-        except msgspec.ValidationError as error:
-            payload = encode(element).decode()[:1000]
-            rejected.append(Rejected(_schema_reason(error), str(error), payload))
+            trades.append(_trade_decoder.decode(element))
+        except msgspec.DecodeError as error:
+            reason = (
+                _schema_reason(error) if isinstance(error, msgspec.ValidationError)
+                else "undecodable"
+            )
+            payload = bytes(element)[:1000].decode("utf-8", "replace")
+            rejected.append(Rejected(reason, str(error), payload))
     return trades, rejected
