@@ -1,0 +1,92 @@
+"""`candlegraph up` as a user runs it: candles within 15 s, live subscriptions, clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from server.processes import free_port
+from tests.conditions import wait_until
+
+QUERY = ('{ candles(exchange: "sim", symbol: "BTC-USDT", timeframe: "1s", limit: 5) '
+         "{ ts open high low close volume trades vwap closed } }")
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited; it only waits for its parent to read its status.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(") ")[1][0] != "Z"
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANDLEGRAPH_")}
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "up", "--data-dir", str(tmp_path / "data"),
+         "--port", str(port)],
+        env=env,
+    )
+    proc.port = port  # type: ignore[attr-defined]
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def candles(port: int) -> list[dict[str, object]]:
+    try:
+        body = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": QUERY}).json()
+    except httpx.HTTPError:
+        return []
+    return (body.get("data") or {}).get("candles") or []
+
+
+async def test_up_serves_candles_streams_live_ones_and_stops_cleanly(
+    system: subprocess.Popen,
+) -> None:
+    port = system.port  # type: ignore[attr-defined]
+    started = time.monotonic()
+    rows = wait_until(lambda: candles(port), timeout_s=15, what="candles from `up`")
+    print(f"first candle served {time.monotonic() - started:.1f} s after start")
+    assert {"ts", "open", "high", "low", "close", "volume", "trades", "vwap", "closed"} <= set(
+        rows[0]
+    )
+    assert all(r["low"] <= r["open"] <= r["high"] and r["trades"] > 0 for r in rows)
+
+    async with websockets.connect(
+        f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-transport-ws"]
+    ) as ws:
+        await ws.send(json.dumps({"type": "connection_init"}))
+        await ws.recv()
+        query = ('subscription { candles(exchange: "sim", symbol: "ETH-USDT", timeframe: "1s") '
+                 "{ symbol close closed } }")
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        message = json.loads(await ws.recv())
+    assert message["payload"]["data"]["candles"]["symbol"] == "ETH-USDT"
+
+    tree = children(system.pid)
+    assert len(tree) == 4  # nats-server, flow, simulator, GraphQL server
+    stopping = time.monotonic()
+    system.send_signal(signal.SIGINT)
+    assert system.wait(timeout=10) == 0
+    assert time.monotonic() - stopping < 10
+    assert [pid for pid in tree if alive(pid)] == []
