@@ -26,6 +26,6 @@ command=${1:-}
 [ $# -gt 0 ] && shift
 case "$command" in
     up) exec .venv/bin/candlegraph up "$@" ;;
-    test) exec .venv/bin/python -m pytest "$@" ;;
+    test) .venv/bin/ruff check --quiet . && exec .venv/bin/python -m pytest "$@" ;;
     *) echo "usage: ./dev.sh up [flags] | ./dev.sh test [pytest args]" >&2; exit 2 ;;
 esac

@@ -1,1 +1,2 @@
-"""The pure core of CandleGraph: messages, timeframes and candle aggregation, with no I/O."""
+"""The pure core of CandleGraph, with no I/O: messages, timeframes, candle aggregation and
+incremental indicators."""
