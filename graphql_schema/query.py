@@ -34,7 +34,7 @@ class Query:
         end: datetime | None = None,
         limit: Annotated[
             int | None,
-            strawberry.argument(description="At most this many (default 1000, capped by the server)."),
+            strawberry.argument(description="At most this many (default 1000, capped by server)."),
         ] = None,
     ) -> list[Candle]:
         limits = info.context.limits

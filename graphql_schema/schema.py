@@ -18,7 +18,6 @@ from strawberry.extensions import (
 from graphql_schema.query import Query
 from graphql_schema.subscription import Subscription
 
-
 log = logging.getLogger(__name__)
 
 

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 
-
 def wait_until[T](predicate: Callable[[], T], *, timeout_s: float = 10.0, what: str = "") -> T:
     """Poll `predicate` until it returns something truthy; fail the test after `timeout_s`."""
     deadline = time.monotonic() + timeout_s

@@ -27,7 +27,7 @@ def test_environment_variables_are_typed() -> None:
 
 
 def test_an_unknown_variable_is_an_error_that_lists_the_known_ones() -> None:
-    with pytest.raises(SettingsError, match="unknown setting CANDLEGRAPH_PROT.*CANDLEGRAPH_PORT"):
+    with pytest.raises(SettingsError, match=r"unknown setting CANDLEGRAPH_PROT.*CANDLEGRAPH_PORT"):
         Settings.from_env({"CANDLEGRAPH_PROT": "1"})
 
 
