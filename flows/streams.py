@@ -18,20 +18,15 @@ _DAY_S = 86400.0
 
 async def ensure_streams(js: JetStreamContext, *, trades_max_age_s: float = 7 * _DAY_S) -> None:
     """Create the TRADES and DEADLETTER streams unless they exist."""
-    await _ensure(js, StreamConfig(
-        name=TRADES_STREAM,
-        subjects=[TRADES_SUBJECTS],
-        storage=StorageType.FILE,
-        retention=RetentionPolicy.LIMITS,
-        max_age=trades_max_age_s,
-    ))
-    await _ensure(js, StreamConfig(
-        name=DEADLETTER_STREAM,
-        subjects=[DEADLETTER_SUBJECT],
-        storage=StorageType.FILE,
-        retention=RetentionPolicy.LIMITS,
-        max_age=trades_max_age_s,
-    ))
+    streams = ((TRADES_STREAM, TRADES_SUBJECTS), (DEADLETTER_STREAM, DEADLETTER_SUBJECT))
+    for name, subjects in streams:
+        await _ensure(js, StreamConfig(
+            name=name,
+            subjects=[subjects],
+            storage=StorageType.FILE,
+            retention=RetentionPolicy.LIMITS,
+            max_age=trades_max_age_s,
+        ))
 
 
 async def _ensure(js: JetStreamContext, config: StreamConfig) -> None:
