@@ -38,17 +38,17 @@ STATIC = Path(__file__).parent / "static"
 EXAMPLE_QUERIES = [
     {
         "query": """# Latest five 1-second candles of the simulator's BTC-USDT
-{
+query LatestCandles {
   candles(exchange: "sim", symbol: "BTC-USDT", timeframe: "1s", limit: 5) {
     ts open high low close volume trades vwap closed
   }
 }
 """,
     },
-    {"query": "# Markets with stored candles\n{\n  symbols { exchange symbol }\n}\n"},
+    {"query": "# Markets with stored candles\nquery Symbols {\n  symbols { exchange symbol }\n}\n"},
     {
         "query": """# Live candles, forming and closed (press play, then stop)
-subscription {
+subscription LiveCandles {
   candles(exchange: "sim", symbol: "ETH-USDT", timeframe: "1s") {
     ts open high low close volume closed
   }
