@@ -1,0 +1,165 @@
+"""Parameter sweeps: one strategy over a grid of params, run across a process pool, ranked.
+
+Each combination is a full backtest in a worker process (NautilusTrader holds the GIL and keeps
+per-process logging state, so processes, not threads). Combinations the strategy forbids
+(e.g. fast >= slow in a grid of both) are skipped with their reason rather than failing the
+sweep. Pass a long-lived `executor` from the server's worker pool to skip the pool's start-up
+(about a second per worker to import NautilusTrader); without one, a pool is made and closed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+
+import msgspec
+import polars as pl
+
+from strategies.errors import ParameterConflictError, SpecError
+from strategies.registry import ParamValue, validate_params
+from strategies.result import Metrics
+from strategies.runner import run_backtest
+from strategies.spec import BacktestSpec
+
+#: A sweep larger than this is a mistake or a denial of service, not a research question.
+MAX_COMBINATIONS = 1000
+#: Metrics a sweep can rank by, and whether larger is better.
+RANKABLE: dict[str, bool] = {
+    "total_return": True,
+    "cagr": True,
+    "sharpe": True,
+    "sortino": True,
+    "calmar": True,
+    "max_drawdown": False,
+    "annual_volatility": False,
+    "win_rate": True,
+    "profit_factor": True,
+    "expectancy": True,
+    "final_equity": True,
+}
+
+
+class SweepRun(msgspec.Struct, frozen=True, kw_only=True):
+    """One combination's outcome. `elapsed_s` is its own run time inside its worker."""
+
+    params: dict[str, ParamValue]
+    metrics: Metrics
+    elapsed_s: float
+
+
+class SkippedRun(msgspec.Struct, frozen=True, kw_only=True):
+    """A combination the strategy refuses, and why."""
+
+    params: dict[str, ParamValue]
+    reason: str
+
+
+class SweepResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The runs best first by `rank_by` (runs where it is undefined last), and the skipped."""
+
+    rank_by: str
+    runs: list[SweepRun]
+    skipped: list[SkippedRun]
+    elapsed_s: float
+
+
+def parameter_grid(grid: Mapping[str, Sequence[ParamValue]]) -> list[dict[str, ParamValue]]:
+    """Every combination of the values, in the grid's order: {a: [1, 2], b: [3]} gives
+    [{a: 1, b: 3}, {a: 2, b: 3}]."""
+    names = list(grid)
+    for name in names:
+        if isinstance(grid[name], str | bytes) or len(grid[name]) == 0:
+            raise SpecError(f"grid.{name}", "a non-empty list of values", grid[name])
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def run_sweep(
+    candles: pl.DataFrame,
+    spec: BacktestSpec,
+    grid: Mapping[str, Sequence[ParamValue]],
+    *,
+    rank_by: str = "sharpe",
+    max_workers: int = 2,
+    executor: Executor | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> SweepResult:
+    """Backtest `spec` once per combination of `grid` (each overriding `spec.params`).
+
+    Raises `BacktestInputError` before any run for an unknown metric, an empty or oversized
+    grid, or a parameter the strategy does not have or a value of the wrong type.
+    """
+    if rank_by not in RANKABLE:
+        raise SpecError("rank_by", f"one of {', '.join(RANKABLE)}", rank_by)
+    combinations = parameter_grid(grid)
+    if len(combinations) > MAX_COMBINATIONS:
+        raise SpecError("grid", f"at most {MAX_COMBINATIONS} combinations", len(combinations))
+    specs: list[BacktestSpec] = []
+    skipped: list[SkippedRun] = []
+    for overrides in combinations:
+        params = {**spec.params, **overrides}
+        try:
+            validate_params(spec.strategy, params)
+        except ParameterConflictError as error:
+            skipped.append(SkippedRun(params=params, reason=str(error)))
+            continue
+        specs.append(msgspec.structs.replace(spec, params=params))
+    started = time.perf_counter()
+    runs = _run_all(candles, specs, max_workers, executor, on_progress)
+    return SweepResult(
+        rank_by=rank_by,
+        runs=_ranked(runs, rank_by),
+        skipped=skipped,
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def run_one(candles: pl.DataFrame, spec: BacktestSpec) -> SweepRun:
+    """One combination, as a worker runs it (a module-level function, so it pickles)."""
+    started = time.perf_counter()
+    result = run_backtest(candles, spec)
+    return SweepRun(
+        params=dict(spec.params), metrics=result.metrics, elapsed_s=time.perf_counter() - started
+    )
+
+
+def _run_all(
+    candles: pl.DataFrame,
+    specs: list[BacktestSpec],
+    max_workers: int,
+    executor: Executor | None,
+    on_progress: Callable[[float], None] | None,
+) -> list[SweepRun]:
+    if not specs:
+        return []
+    own = executor is None
+    # spawn: workers must not inherit a forked copy of NautilusTrader's runtime and threads.
+    pool = executor or ProcessPoolExecutor(
+        max_workers=max_workers, mp_context=multiprocessing.get_context("spawn")
+    )
+    try:
+        futures = {pool.submit(run_one, candles, each): index for index, each in enumerate(specs)}
+        runs: list[SweepRun | None] = [None] * len(specs)
+        for done, future in enumerate(as_completed(futures), start=1):
+            runs[futures[future]] = future.result()
+            if on_progress is not None:
+                on_progress(done / len(specs))
+        return [run for run in runs if run is not None]
+    finally:
+        if own:
+            pool.shutdown(cancel_futures=True)
+
+
+def _ranked(runs: list[SweepRun], rank_by: str) -> list[SweepRun]:
+    larger_is_better = RANKABLE[rank_by]
+
+    def key(run: SweepRun) -> tuple[bool, float]:
+        value = getattr(run.metrics, rank_by)
+        if value is None:
+            return (True, 0.0)
+        return (False, -value if larger_is_better else value)
+
+    # sorted() is stable and runs arrive in grid order: ties keep it, so reruns rank alike.
+    return sorted(runs, key=key)
