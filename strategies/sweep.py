@@ -9,8 +9,10 @@ sweep. Pass a long-lived `executor` from the server's worker pool to skip the po
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import multiprocessing
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
@@ -64,6 +66,24 @@ class SweepResult(msgspec.Struct, frozen=True, kw_only=True):
     runs: list[SweepRun]
     skipped: list[SkippedRun]
     elapsed_s: float
+
+
+def worker_pool(max_workers: int = 2) -> ProcessPoolExecutor:
+    """A process pool for backtests: spawned workers (not forked: a fork would copy
+    NautilusTrader's runtime and threads mid-flight) that import the runner as they start.
+    Create one in the server's lifespan and pass it to `run_sweep`."""
+    return ProcessPoolExecutor(
+        max_workers=max_workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_load_runner,
+    )
+
+
+def warm_up(executor: Executor, workers: int) -> None:
+    """Start every worker of a fresh pool, so the first sweep does not wait for imports."""
+    seen: set[int] = set()
+    while len(seen) < workers:
+        seen |= set(executor.map(_worker_pid, range(workers)))
 
 
 def parameter_grid(grid: Mapping[str, Sequence[ParamValue]]) -> list[dict[str, ParamValue]]:
@@ -135,10 +155,7 @@ def _run_all(
     if not specs:
         return []
     own = executor is None
-    # spawn: workers must not inherit a forked copy of NautilusTrader's runtime and threads.
-    pool = executor or ProcessPoolExecutor(
-        max_workers=max_workers, mp_context=multiprocessing.get_context("spawn")
-    )
+    pool = executor or worker_pool(max_workers)
     try:
         futures = {pool.submit(run_one, candles, each): index for index, each in enumerate(specs)}
         runs: list[SweepRun | None] = [None] * len(specs)
@@ -150,6 +167,17 @@ def _run_all(
     finally:
         if own:
             pool.shutdown(cancel_futures=True)
+
+
+def _load_runner() -> None:
+    importlib.import_module("strategies.runner")
+
+
+def _worker_pid(_index: int) -> int:
+    # A short pause lets a worker still importing take its share instead of one fast worker
+    # answering every call.
+    time.sleep(0.05)
+    return os.getpid()
 
 
 def _ranked(runs: list[SweepRun], rank_by: str) -> list[SweepRun]:

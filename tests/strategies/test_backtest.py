@@ -175,6 +175,12 @@ def test_a_rerun_gives_an_identical_result(donchian: BacktestResult) -> None:
     assert _without_timings(again) == _without_timings(donchian)
 
 
+def test_a_result_round_trips_through_json_for_storage(donchian: BacktestResult) -> None:
+    encoded = msgspec.json.encode(donchian)
+
+    assert msgspec.json.decode(encoded, type=BacktestResult) == donchian
+
+
 def test_batched_runs_report_progress_and_change_nothing(
     donchian: BacktestResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
