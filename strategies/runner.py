@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import SupportsFloat
 
 import numpy as np
 import polars as pl
@@ -310,7 +311,7 @@ def _result(
     )
 
 
-def _finite_or_none(value: object) -> float | None:
+def _finite_or_none(value: SupportsFloat | None) -> float | None:
     if value is None:
         return None
     number = float(value)

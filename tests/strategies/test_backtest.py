@@ -9,6 +9,7 @@ quantity and the fee rate.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -68,8 +69,8 @@ def candles(ohlc: list[tuple[float, float, float, float]], *, step: int = MINUTE
     )
 
 
-def donchian_spec(**changes: object) -> BacktestSpec:
-    fields = {
+def donchian_spec(**changes: Any) -> BacktestSpec:
+    fields: dict[str, Any] = {
         "exchange": "test",
         "symbol": "BTC-USDT",
         "timeframe": "1m",

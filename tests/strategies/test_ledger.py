@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,9 @@ from strategies.result import Fill
 MINUTE = 60_000_000_000
 
 
-def fill(ts: int, position: str, side: str, price: float, quantity: float, fee: float) -> Fill:
+def fill(
+    ts: int, position: str, side: Literal["BUY", "SELL"], price: float, quantity: float, fee: float
+) -> Fill:
     return Fill(
         ts=ts,
         position_id=position,

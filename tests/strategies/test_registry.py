@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import pytest
 from nautilus_trader.model.data import BarType
@@ -188,8 +190,13 @@ def test_build_strategy_needs_exactly_one_sizing() -> None:
         build_strategy("ema_cross", {}, bar_type=bar_type)
 
 
-def _spec(**changes: object) -> BacktestSpec:
-    fields = {"exchange": "binance", "symbol": "BTC-USDT", "timeframe": "1m", "strategy": "x"}
+def _spec(**changes: Any) -> BacktestSpec:
+    fields: dict[str, Any] = {
+        "exchange": "binance",
+        "symbol": "BTC-USDT",
+        "timeframe": "1m",
+        "strategy": "x",
+    }
     return BacktestSpec(**{**fields, **changes})
 
 
