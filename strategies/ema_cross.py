@@ -43,7 +43,6 @@ class EmaCross(LongFlatStrategy):
         super().__init__(config)
         self._fast = ExponentialMovingAverage(config.fast)
         self._slow = ExponentialMovingAverage(config.slow)
-        self._was_above: bool | None = None
 
     def register_indicators(self) -> None:
         self.register_indicator_for_bars(self.config.bar_type, self._fast)
@@ -53,14 +52,7 @@ class EmaCross(LongFlatStrategy):
         if not self._slow.initialized:
             return
         above = self._fast.value > self._slow.value
-        was_above = self._was_above
-        self._was_above = above
-        if was_above is None or above == was_above:
-            return
-        if above:
-            self.enter(bar)
-        else:
-            self.exit()
+        self.follow_cross(bar, above)
 
 
 STRATEGY = EmaCross

@@ -71,6 +71,7 @@ class LongFlatStrategy(Strategy):
         self._position_id: PositionId | None = None
         self._size_scale = 1.0
         self._taker_fee = 0.0
+        self._was_above: bool | None = None
 
     def on_start(self) -> None:
         instrument = self.cache.instrument(self.config.instrument_id)
@@ -87,6 +88,17 @@ class LongFlatStrategy(Strategy):
 
     def register_indicators(self) -> None:
         """Register indicators with `register_indicator_for_bars`; called before subscribing."""
+
+    def follow_cross(self, bar: Bar, above: bool) -> None:
+        """Enter when `above` turns true, exit when it turns false; the first bar only primes."""
+        was_above = self._was_above
+        self._was_above = above
+        if was_above is None or above == was_above:
+            return
+        if above:
+            self.enter(bar)
+        else:
+            self.exit()
 
     def enter(self, bar: Bar) -> None:
         """Buy at the market unless already long; the fill comes at this bar's close.

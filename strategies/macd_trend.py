@@ -47,7 +47,6 @@ class MacdTrend(LongFlatStrategy):
         super().__init__(config)
         self._macd = MovingAverageConvergenceDivergence(config.fast, config.slow)
         self._signal = ExponentialMovingAverage(config.signal)
-        self._was_above: bool | None = None
 
     def register_indicators(self) -> None:
         self.register_indicator_for_bars(self.config.bar_type, self._macd)
@@ -61,14 +60,7 @@ class MacdTrend(LongFlatStrategy):
         if not signal.initialized:
             return
         above = macd.value > signal.value
-        was_above = self._was_above
-        self._was_above = above
-        if was_above is None or above == was_above:
-            return
-        if above:
-            self.enter(bar)
-        else:
-            self.exit()
+        self.follow_cross(bar, above)
 
 
 STRATEGY = MacdTrend
