@@ -1,14 +1,20 @@
 """The store interface that the flow, the API and the backtests share.
 
-Two implementations pass one contract test suite: `db.sqlite.SqliteStore` (embedded, the
-default) and, for production, QuestDB. Timestamps are integer nanoseconds since the epoch, UTC.
+Two implementations pass one contract test suite (`tests/db/test_store_contract.py`):
+`db.sqlite.SqliteStore` (embedded, the default) and `db.questdb.QuestDBStore` (production).
+Timestamps are integer nanoseconds since the epoch, UTC. Every write is an upsert on its
+natural key, so replays and corrections never duplicate rows.
+
+Tables: `candles` (key exchange, symbol, timeframe, ts), `indicators` (key exchange, symbol,
+timeframe, ts, name), `backtests` (key id) with `backtest_trades` and `backtest_equity`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Literal, NamedTuple, Protocol
 
+import msgspec
 import polars as pl
 
 from market.messages import Candle
@@ -18,9 +24,67 @@ class StoreError(Exception):
     """A store could not be reached, or refused a read or write."""
 
 
+class IndicatorPoint(NamedTuple):
+    """One indicator value at the close of one candle. `name` is e.g. `sma_20`, `macd_12_26_9.hist`."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+    ts: int
+    name: str
+    value: float
+
+
+class SymbolSummary(NamedTuple):
+    """A market with stored candles: its first and latest candle start, and its last price.
+
+    `last_price` is the close of the latest candle (of any timeframe: every timeframe's latest
+    candle closes at the same, last trade price).
+    """
+
+    exchange: str
+    symbol: str
+    first_ns: int
+    last_ns: int
+    last_price: float
+
+
+BacktestStatus = Literal["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
+
+
+class BacktestRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One backtest run as stored. `spec_json` and `metrics_json` are opaque JSON to the store.
+
+    `sweep_id` groups the runs of one parameter sweep (a sweep's own record has `kind="sweep"`).
+    """
+
+    id: str
+    kind: Literal["backtest", "sweep"] = "backtest"
+    status: BacktestStatus
+    strategy: str
+    exchange: str
+    symbol: str
+    timeframe: str
+    start_ns: int
+    end_ns: int
+    created_ns: int
+    started_ns: int | None = None
+    finished_ns: int | None = None
+    progress: float = 0.0
+    error: str | None = None
+    spec_json: str = "{}"
+    metrics_json: str | None = None
+    sweep_id: str | None = None
+
+
 class Store(Protocol):
+    # Candles -------------------------------------------------------------------------------
     def upsert_candles(self, candles: Sequence[Candle]) -> None:
-        """Insert or replace candles keyed by (exchange, symbol, timeframe, ts), atomically."""
+        """Insert or replace candles keyed by (exchange, symbol, timeframe, ts), durably.
+
+        Returns only once the rows are committed (the flow acks its input after this);
+        raises `StoreError` otherwise.
+        """
         ...
 
     def candles(
@@ -32,20 +96,112 @@ class Store(Protocol):
         start_ns: int | None = None,
         end_ns: int | None = None,
         limit: int = 1000,
+        from_start: bool = False,
     ) -> list[Candle]:
-        """The newest `limit` candles with start_ns <= ts < end_ns, oldest first."""
+        """Candles with start_ns <= ts < end_ns, oldest first.
+
+        The newest `limit` of them, or with `from_start` the oldest `limit` (for paging forward).
+        """
         ...
 
     def candles_frame(
         self, exchange: str, symbol: str, timeframe: str, start_ns: int, end_ns: int
     ) -> pl.DataFrame:
-        """All candles with start_ns <= ts < end_ns as columns, oldest first."""
+        """All candles with start_ns <= ts < end_ns as columns (`CANDLE_SCHEMA`), oldest first."""
+        ...
+
+    def resample(
+        self,
+        exchange: str,
+        symbol: str,
+        source_timeframe: str,
+        timeframe: str,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = 1000,
+        from_start: bool = False,
+    ) -> list[Candle]:
+        """Candles of `timeframe` built from the stored `source_timeframe` (which divides it).
+
+        Buckets align to the epoch in UTC like stored ones. open/close are the first/last
+        source candle's, high/low the extremes, volume and trades the sums, vwap the
+        volume-weighted mean of the source vwaps. A bucket is `closed` when all its source
+        candles are closed and the bucket's end is not after the latest source candle's end.
+        Selection and order as in `candles`.
+        """
+        ...
+
+    def latest_candles(self, timeframe: str, exchange: str | None = None) -> list[Candle]:
+        """The latest candle of `timeframe` per (exchange, symbol), sorted by exchange, symbol."""
         ...
 
     def symbols(self) -> list[tuple[str, str]]:
         """Every (exchange, symbol) with stored candles, sorted."""
         ...
 
+    def symbol_summaries(self) -> list[SymbolSummary]:
+        """Every market with stored candles, sorted by exchange, symbol."""
+        ...
+
+    # Indicators ----------------------------------------------------------------------------
+    def upsert_indicators(self, points: Sequence[IndicatorPoint]) -> None:
+        """Insert or replace values keyed by (exchange, symbol, timeframe, ts, name), durably."""
+        ...
+
+    def indicators(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        names: Sequence[str] | None = None,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = 1000,
+    ) -> pl.DataFrame:
+        """The newest `limit` timestamps in range, oldest first, one row per ts.
+
+        Columns: `ts` (Int64) then one Float64 column per name (all stored names when `names` is
+        None, sorted), null where that name has no value at that ts.
+        """
+        ...
+
+    # Backtests -----------------------------------------------------------------------------
+    def put_backtest(self, record: BacktestRecord) -> None:
+        """Insert or replace the record with this id."""
+        ...
+
+    def put_backtest_results(self, id: str, trades: pl.DataFrame, equity: pl.DataFrame) -> None:
+        """Store a finished run's trades (`BACKTEST_TRADE_SCHEMA`) and equity curve
+        (`BACKTEST_EQUITY_SCHEMA`), replacing any stored for this id."""
+        ...
+
+    def backtest(self, id: str) -> BacktestRecord | None: ...
+
+    def backtests(
+        self,
+        *,
+        status: str | None = None,
+        strategy: str | None = None,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        sweep_id: str | None = None,
+        created_before_ns: int | None = None,
+        limit: int = 100,
+    ) -> list[BacktestRecord]:
+        """Records matching every given filter, newest `created_ns` first (then id)."""
+        ...
+
+    def backtest_trades(self, id: str, *, offset: int = 0, limit: int = 100) -> pl.DataFrame:
+        """Trades of one run ordered by exit_ts then position_id, as `BACKTEST_TRADE_SCHEMA`."""
+        ...
+
+    def backtest_equity(self, id: str) -> pl.DataFrame:
+        """The equity curve of one run, oldest first, as `BACKTEST_EQUITY_SCHEMA`."""
+        ...
+
+    # Lifecycle -----------------------------------------------------------------------------
     def ping(self) -> None:
         """Raise `StoreError` unless the store answers a trivial read."""
         ...
@@ -62,4 +218,23 @@ CANDLE_SCHEMA: dict[str, pl.DataType] = {
     "volume": pl.Float64(),
     "trades": pl.Int64(),
     "vwap": pl.Float64(),
+}
+
+BACKTEST_TRADE_SCHEMA: dict[str, pl.DataType] = {
+    "position_id": pl.String(),
+    "side": pl.String(),
+    "entry_ts": pl.Int64(),
+    "exit_ts": pl.Int64(),
+    "entry_price": pl.Float64(),
+    "exit_price": pl.Float64(),
+    "quantity": pl.Float64(),
+    "pnl": pl.Float64(),
+    "fees": pl.Float64(),
+    "net_return": pl.Float64(),
+}
+
+BACKTEST_EQUITY_SCHEMA: dict[str, pl.DataType] = {
+    "ts": pl.Int64(),
+    "equity": pl.Float64(),
+    "position": pl.Float64(),
 }
