@@ -1,8 +1,13 @@
 """The embedded store: SQLite in WAL mode, one file under the data directory.
 
-WAL lets the flow process write while server processes read. Writes commit in one
-transaction per batch with `synchronous=NORMAL`: a committed batch survives a crash of the
-process (the guarantee acks rely on), though not a power cut.
+WAL lets the flow process write while server processes read. Each write call is one
+transaction, committed before it returns, with `synchronous=NORMAL`: a committed batch survives
+a crash of the process (the guarantee acks rely on), though not a power cut.
+
+Besides the data tables, `series` keeps each series' extent (first and latest candle start,
+latest close), updated in the same transaction as the candles. It answers `symbols`,
+`symbol_summaries` and `latest_candles` without scanning candles, and bounds resampling.
+A store file written before `series` existed is back-filled once when opened.
 """
 
 from __future__ import annotations
@@ -14,43 +19,58 @@ from pathlib import Path
 
 import polars as pl
 
-from db.store import CANDLE_SCHEMA, StoreError
+from db.rows import BACKTEST_COLUMNS, backtest_record, backtest_row, indicator_frame
+from db.series import (
+    SeriesExtent,
+    bucket_closed,
+    resample_steps,
+    resample_window,
+    source_range,
+    summaries,
+)
+from db.sqlite_tables import BACKFILL_SERIES, SCHEMA
+from db.store import (
+    BACKTEST_EQUITY_SCHEMA,
+    BACKTEST_TRADE_SCHEMA,
+    CANDLE_SCHEMA,
+    BacktestRecord,
+    IndicatorPoint,
+    StoreError,
+    SymbolSummary,
+)
 from market.messages import Candle
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS candles (
-    exchange TEXT NOT NULL,
-    symbol TEXT NOT NULL,
-    timeframe TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    open REAL NOT NULL,
-    high REAL NOT NULL,
-    low REAL NOT NULL,
-    close REAL NOT NULL,
-    volume REAL NOT NULL,
-    trades INTEGER NOT NULL,
-    vwap REAL NOT NULL,
-    closed INTEGER NOT NULL,
-    PRIMARY KEY (exchange, symbol, timeframe, ts)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS symbols (
-    exchange TEXT NOT NULL,
-    symbol TEXT NOT NULL,
-    PRIMARY KEY (exchange, symbol)
-) WITHOUT ROWID;
-"""
+_COLUMNS = "exchange, symbol, timeframe, ts, open, high, low, close, volume, trades, vwap, closed"
 
-_UPSERT = """
-INSERT INTO candles (exchange, symbol, timeframe, ts, open, high, low, close, volume, trades,
-                     vwap, closed)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+_UPSERT_CANDLE = f"""
+INSERT INTO candles ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (exchange, symbol, timeframe, ts) DO UPDATE SET
     open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
     volume = excluded.volume, trades = excluded.trades, vwap = excluded.vwap,
     closed = excluded.closed
 """
 
-_COLUMNS = "exchange, symbol, timeframe, ts, open, high, low, close, volume, trades, vwap, closed"
+# Every right-hand side reads the row as it was before the update.
+_UPSERT_SERIES = """
+INSERT INTO series (exchange, symbol, timeframe, first_ns, last_ns, last_close)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (exchange, symbol, timeframe) DO UPDATE SET
+    first_ns = min(first_ns, excluded.first_ns),
+    last_ns = max(last_ns, excluded.last_ns),
+    last_close = CASE WHEN excluded.last_ns >= last_ns THEN excluded.last_close
+                      ELSE last_close END
+"""
+
+_UPSERT_INDICATOR = """
+INSERT INTO indicators (exchange, symbol, timeframe, ts, name, value) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (exchange, symbol, timeframe, ts, name) DO UPDATE SET value = excluded.value
+"""
+
+_TRADE_COLUMNS = ", ".join(BACKTEST_TRADE_SCHEMA)
+_EQUITY_COLUMNS = ", ".join(BACKTEST_EQUITY_SCHEMA)
+
+_MIN_TS = -(2**63)
+_MAX_TS = 2**63 - 1
 
 
 class SqliteStore:
@@ -63,20 +83,29 @@ class SqliteStore:
         self._write_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connection()
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(_SCHEMA)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            with self._write_lock:
+                conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
+                if self._read("SELECT NOT EXISTS (SELECT 1 FROM series)", ())[0][0]:
+                    conn.execute(BACKFILL_SERIES)
+        except sqlite3.Error as error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"creating the tables of the SQLite store {path}: {error}") from error
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
                 conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+                conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as error:
                 raise StoreError(f"cannot open SQLite store at {self.path}: {error}") from error
-            conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
 
+    # Candles -------------------------------------------------------------------------------
     def upsert_candles(self, candles: Sequence[Candle]) -> None:
         if not candles:
             return
@@ -85,20 +114,23 @@ class SqliteStore:
              c.volume, c.trades, c.vwap, int(c.closed))
             for c in candles
         ]
-        names = sorted({(c.exchange, c.symbol) for c in candles})
-        conn = self._connection()
-        with self._write_lock:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_UPSERT, rows)
-                conn.executemany(
-                    "INSERT OR IGNORE INTO symbols (exchange, symbol) VALUES (?, ?)", names
-                )
-                conn.execute("COMMIT")
-            except sqlite3.Error as error:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise StoreError(f"writing {len(rows)} candles to {self.path}: {error}") from error
+        extents: dict[tuple[str, str, str], list] = {}
+        for c in candles:
+            key = (c.exchange, c.symbol, c.timeframe)
+            extent = extents.get(key)
+            if extent is None:
+                extents[key] = [c.ts, c.ts, c.close]
+            else:
+                if c.ts < extent[0]:
+                    extent[0] = c.ts
+                if c.ts >= extent[1]:
+                    extent[1], extent[2] = c.ts, c.close
+        series = [(*key, first, last, close) for key, (first, last, close) in extents.items()]
+        self._write(
+            f"writing {len(rows)} candles",
+            (_UPSERT_CANDLE, rows),
+            (_UPSERT_SERIES, series),
+        )
 
     def candles(
         self,
@@ -109,15 +141,18 @@ class SqliteStore:
         start_ns: int | None = None,
         end_ns: int | None = None,
         limit: int = 1000,
+        from_start: bool = False,
     ) -> list[Candle]:
+        order = "ASC" if from_start else "DESC"
         sql = (
             f"SELECT {_COLUMNS} FROM candles WHERE exchange = ? AND symbol = ? AND timeframe = ?"
-            " AND ts >= ? AND ts < ? ORDER BY ts DESC LIMIT ?"
+            f" AND ts >= ? AND ts < ? ORDER BY ts {order} LIMIT ?"
         )
-        lo = start_ns if start_ns is not None else -(2**63)
-        hi = end_ns if end_ns is not None else 2**63 - 1
-        rows = self._read(sql, (exchange, symbol, timeframe, lo, hi, limit))
-        return [Candle(*row[:11], bool(row[11])) for row in reversed(rows)]
+        lo, hi = _bounds(start_ns, end_ns)
+        rows = self._read(sql, (exchange, symbol, timeframe, lo, hi, max(limit, 0)))
+        if not from_start:
+            rows.reverse()
+        return [Candle(*row[:11], bool(row[11])) for row in rows]
 
     def candles_frame(
         self, exchange: str, symbol: str, timeframe: str, start_ns: int, end_ns: int
@@ -130,10 +165,233 @@ class SqliteStore:
         rows = self._read(sql, (exchange, symbol, timeframe, start_ns, end_ns))
         return pl.DataFrame(rows, schema=CANDLE_SCHEMA, orient="row")
 
+    def resample(
+        self,
+        exchange: str,
+        symbol: str,
+        source_timeframe: str,
+        timeframe: str,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = 1000,
+        from_start: bool = False,
+    ) -> list[Candle]:
+        source_step, step = resample_steps(source_timeframe, timeframe)
+        found = self._read(
+            "SELECT first_ns, last_ns FROM series"
+            " WHERE exchange = ? AND symbol = ? AND timeframe = ?",
+            (exchange, symbol, source_timeframe),
+        )
+        if not found or limit <= 0:
+            return []
+        first_ns, last_ns = found[0]
+        lo, hi = source_range(start_ns, end_ns, step)
+        window = resample_window(lo, hi, first_ns, last_ns, step, limit, from_start)
+        key = (exchange, symbol, source_timeframe)
+        buckets = self._resampled(key, step, window, limit, from_start)
+        if len(buckets) < limit and window != (lo, hi):
+            buckets = self._resampled(key, step, (lo, hi), limit, from_start)
+        source_end = last_ns + source_step
+        candles = [
+            Candle(exchange, symbol, timeframe, bucket, open_, high, low, close, volume, trades,
+                   notional / volume if volume > 0 else close,
+                   bucket_closed(bucket, step, bool(all_closed), source_end))
+            for bucket, open_, high, low, close, volume, trades, notional, all_closed in buckets
+        ]
+        return candles
+
+    def _resampled(
+        self,
+        key: tuple[str, str, str],
+        step: int,
+        window: tuple[int, int],
+        limit: int,
+        from_start: bool,
+    ) -> list[tuple]:
+        # Extremes and sums per bucket in one pass; open and close are then looked up by the
+        # primary key at each bucket's first and last source candle.
+        order = "ASC" if from_start else "DESC"
+        sql = f"""
+            WITH b AS (
+                SELECT ts - ts % :step AS bucket, min(ts) AS first_ts, max(ts) AS last_ts,
+                       max(high) AS high, min(low) AS low, sum(volume) AS volume,
+                       sum(trades) AS trades, sum(vwap * volume) AS notional,
+                       min(closed) AS all_closed
+                FROM candles
+                WHERE exchange = :exchange AND symbol = :symbol AND timeframe = :timeframe
+                  AND ts >= :lo AND ts < :hi
+                GROUP BY bucket ORDER BY bucket {order} LIMIT :limit
+            )
+            SELECT b.bucket, o.open, b.high, b.low, c.close, b.volume, b.trades, b.notional,
+                   b.all_closed
+            FROM b
+            JOIN candles AS o ON o.exchange = :exchange AND o.symbol = :symbol
+                             AND o.timeframe = :timeframe AND o.ts = b.first_ts
+            JOIN candles AS c ON c.exchange = :exchange AND c.symbol = :symbol
+                             AND c.timeframe = :timeframe AND c.ts = b.last_ts
+            ORDER BY b.bucket
+        """
+        exchange, symbol, timeframe = key
+        lo, hi = window
+        return self._read(sql, dict(
+            step=step, exchange=exchange, symbol=symbol, timeframe=timeframe, lo=lo, hi=hi,
+            limit=limit,
+        ))
+
+    def latest_candles(self, timeframe: str, exchange: str | None = None) -> list[Candle]:
+        # CROSS JOIN keeps `series` as the outer loop: one primary-key lookup per market.
+        sql = (
+            f"SELECT {', '.join('c.' + c for c in _COLUMNS.split(', '))} FROM series AS s"
+            " CROSS JOIN candles AS c ON c.exchange = s.exchange AND c.symbol = s.symbol"
+            " AND c.timeframe = s.timeframe AND c.ts = s.last_ns"
+            " WHERE s.timeframe = :timeframe AND (:exchange IS NULL OR s.exchange = :exchange)"
+            " ORDER BY s.exchange, s.symbol"
+        )
+        rows = self._read(sql, {"timeframe": timeframe, "exchange": exchange})
+        return [Candle(*row[:11], bool(row[11])) for row in rows]
+
     def symbols(self) -> list[tuple[str, str]]:
-        rows = self._read("SELECT exchange, symbol FROM symbols ORDER BY exchange, symbol", ())
+        rows = self._read(
+            "SELECT DISTINCT exchange, symbol FROM series ORDER BY exchange, symbol", ()
+        )
         return [(row[0], row[1]) for row in rows]
 
+    def symbol_summaries(self) -> list[SymbolSummary]:
+        rows = self._read(
+            "SELECT exchange, symbol, timeframe, first_ns, last_ns, last_close FROM series", ()
+        )
+        return summaries(SeriesExtent(*row) for row in rows)
+
+    # Indicators ----------------------------------------------------------------------------
+    def upsert_indicators(self, points: Sequence[IndicatorPoint]) -> None:
+        if not points:
+            return
+        names = sorted({(p.exchange, p.symbol, p.timeframe, p.name) for p in points})
+        self._write(
+            f"writing {len(points)} indicator values",
+            (_UPSERT_INDICATOR, points),
+            ("INSERT OR IGNORE INTO indicator_names VALUES (?, ?, ?, ?)", names),
+        )
+
+    def indicators(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        names: Sequence[str] | None = None,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = 1000,
+    ) -> pl.DataFrame:
+        key = (exchange, symbol, timeframe)
+        if names is None:
+            rows = self._read(
+                "SELECT name FROM indicator_names"
+                " WHERE exchange = ? AND symbol = ? AND timeframe = ? ORDER BY name",
+                key,
+            )
+            names = [row[0] for row in rows]
+        names = list(names)
+        lo, hi = _bounds(start_ns, end_ns)
+        marks = ", ".join("?" * len(names))
+        where = (
+            "exchange = ? AND symbol = ? AND timeframe = ? AND ts >= ? AND ts < ?"
+            f" AND name IN ({marks})"
+        )
+        params = (*key, lo, hi, *names)
+        oldest = self._read(
+            f"SELECT min(ts) FROM (SELECT DISTINCT ts FROM indicators WHERE {where}"
+            " ORDER BY ts DESC LIMIT ?)",
+            (*params, max(limit, 0)),
+        )[0][0]
+        rows = []
+        if oldest is not None:
+            rows = self._read(
+                f"SELECT ts, name, value FROM indicators WHERE {where} AND ts >= ?",
+                (*params, oldest),
+            )
+        return indicator_frame(rows, names)
+
+    # Backtests -----------------------------------------------------------------------------
+    def put_backtest(self, record: BacktestRecord) -> None:
+        marks = ", ".join("?" * len(BACKTEST_COLUMNS))
+        sql = f"INSERT OR REPLACE INTO backtests ({', '.join(BACKTEST_COLUMNS)}) VALUES ({marks})"
+        self._write(f"writing backtest {record.id}", (sql, [backtest_row(record)]))
+
+    def put_backtest_results(self, id: str, trades: pl.DataFrame, equity: pl.DataFrame) -> None:
+        trade_rows = [
+            (id, seq, *row)
+            for seq, row in enumerate(trades.select(list(BACKTEST_TRADE_SCHEMA)).iter_rows())
+        ]
+        equity_rows = [
+            (id, *row) for row in equity.select(list(BACKTEST_EQUITY_SCHEMA)).iter_rows()
+        ]
+        trade_marks = ", ".join("?" * (len(BACKTEST_TRADE_SCHEMA) + 2))
+        equity_marks = ", ".join("?" * (len(BACKTEST_EQUITY_SCHEMA) + 1))
+        self._write(
+            f"writing the results of backtest {id}",
+            ("DELETE FROM backtest_trades WHERE id = ?", [(id,)]),
+            ("DELETE FROM backtest_equity WHERE id = ?", [(id,)]),
+            (
+                f"INSERT INTO backtest_trades (id, seq, {_TRADE_COLUMNS}) VALUES ({trade_marks})",
+                trade_rows,
+            ),
+            (
+                f"INSERT OR REPLACE INTO backtest_equity (id, {_EQUITY_COLUMNS})"
+                f" VALUES ({equity_marks})",
+                equity_rows,
+            ),
+        )
+
+    def backtest(self, id: str) -> BacktestRecord | None:
+        sql = f"SELECT {', '.join(BACKTEST_COLUMNS)} FROM backtests WHERE id = ?"
+        rows = self._read(sql, (id,))
+        return backtest_record(rows[0]) if rows else None
+
+    def backtests(
+        self,
+        *,
+        status: str | None = None,
+        strategy: str | None = None,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        sweep_id: str | None = None,
+        created_before_ns: int | None = None,
+        limit: int = 100,
+    ) -> list[BacktestRecord]:
+        sql = (
+            f"SELECT {', '.join(BACKTEST_COLUMNS)} FROM backtests"
+            " WHERE (:status IS NULL OR status = :status)"
+            " AND (:strategy IS NULL OR strategy = :strategy)"
+            " AND (:exchange IS NULL OR exchange = :exchange)"
+            " AND (:symbol IS NULL OR symbol = :symbol)"
+            " AND (:sweep_id IS NULL OR sweep_id = :sweep_id)"
+            " AND (:before IS NULL OR created_ns < :before)"
+            " ORDER BY created_ns DESC, id LIMIT :limit"
+        )
+        params = dict(
+            status=status, strategy=strategy, exchange=exchange, symbol=symbol,
+            sweep_id=sweep_id, before=created_before_ns, limit=max(limit, 0),
+        )
+        return [backtest_record(row) for row in self._read(sql, params)]
+
+    def backtest_trades(self, id: str, *, offset: int = 0, limit: int = 100) -> pl.DataFrame:
+        rows = self._read(
+            f"SELECT {_TRADE_COLUMNS} FROM backtest_trades WHERE id = ?"
+            " ORDER BY exit_ts, position_id, seq LIMIT ? OFFSET ?",
+            (id, max(limit, 0), max(offset, 0)),
+        )
+        return pl.DataFrame(rows, schema=BACKTEST_TRADE_SCHEMA, orient="row")
+
+    def backtest_equity(self, id: str) -> pl.DataFrame:
+        rows = self._read(
+            f"SELECT {_EQUITY_COLUMNS} FROM backtest_equity WHERE id = ? ORDER BY ts", (id,)
+        )
+        return pl.DataFrame(rows, schema=BACKTEST_EQUITY_SCHEMA, orient="row")
+
+    # Lifecycle -----------------------------------------------------------------------------
     def ping(self) -> None:
         self._read("SELECT 1", ())
 
@@ -143,8 +401,29 @@ class SqliteStore:
             conn.close()
             self._local.conn = None
 
-    def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple]:
+    def _write(self, what: str, *statements: tuple[str, Sequence[Sequence[object]]]) -> None:
+        """Run each (sql, rows) with executemany in one transaction, committed on return."""
+        conn = self._connection()
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for sql, rows in statements:
+                    conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except sqlite3.Error as error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StoreError(f"{what} to {self.path}: {error}") from error
+
+    def _read(self, sql: str, params: Sequence[object] | dict[str, object]) -> list[tuple]:
         try:
             return self._connection().execute(sql, params).fetchall()
         except sqlite3.Error as error:
             raise StoreError(f"reading from {self.path}: {error}") from error
+
+
+def _bounds(start_ns: int | None, end_ns: int | None) -> tuple[int, int]:
+    return (
+        _MIN_TS if start_ns is None else start_ns,
+        _MAX_TS if end_ns is None else end_ns,
+    )

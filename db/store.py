@@ -25,7 +25,10 @@ class StoreError(Exception):
 
 
 class IndicatorPoint(NamedTuple):
-    """One indicator value at the close of one candle. `name` is e.g. `sma_20`, `macd_12_26_9.hist`."""
+    """One indicator value at the close of one candle.
+
+    `name` is e.g. `sma_20` or `macd_12_26_9.hist`.
+    """
 
     exchange: str
     symbol: str
@@ -38,8 +41,8 @@ class IndicatorPoint(NamedTuple):
 class SymbolSummary(NamedTuple):
     """A market with stored candles: its first and latest candle start, and its last price.
 
-    `last_price` is the close of the latest candle (of any timeframe: every timeframe's latest
-    candle closes at the same, last trade price).
+    `last_price` is the close of the stored candle that ends last, across timeframes (a finer
+    one on a tie): the flow stores closed candles, and that one holds the latest trade.
     """
 
     exchange: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -67,3 +68,28 @@ def test_a_reader_sees_whole_batches_while_another_process_writes(tmp_path: Path
     assert counts[-1] == 10_000
     assert all(n % 50 == 0 for n in counts)  # never half a transaction
     assert counts == sorted(counts)
+
+
+def test_a_store_file_from_before_the_series_table_is_back_filled_on_open(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:  # the schema of the walking skeleton
+        conn.executescript("""
+            CREATE TABLE candles (exchange TEXT NOT NULL, symbol TEXT NOT NULL,
+                timeframe TEXT NOT NULL, ts INTEGER NOT NULL, open REAL NOT NULL,
+                high REAL NOT NULL, low REAL NOT NULL, close REAL NOT NULL,
+                volume REAL NOT NULL, trades INTEGER NOT NULL, vwap REAL NOT NULL,
+                closed INTEGER NOT NULL, PRIMARY KEY (exchange, symbol, timeframe, ts))
+                WITHOUT ROWID;
+            CREATE TABLE symbols (exchange TEXT NOT NULL, symbol TEXT NOT NULL,
+                PRIMARY KEY (exchange, symbol)) WITHOUT ROWID;
+        """)
+        conn.executemany(
+            "INSERT INTO candles VALUES (?, ?, ?, ?, 1.0, 2.0, 0.5, ?, 3.0, 4, 1.5, 1)",
+            [("sim", "BTC-USDT", "1m", i * 60 * S, float(i)) for i in range(3)],
+        )
+    store = SqliteStore(path)
+    assert store.symbols() == [("sim", "BTC-USDT")]
+    assert [c.close for c in store.latest_candles("1m")] == [2.0]
+    assert store.symbol_summaries()[0][2:] == (0, 120 * S, 2.0)

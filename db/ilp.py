@@ -1,0 +1,105 @@
+"""ILP over HTTP: the sender, and store values as the frames the client's DataFrame path writes.
+
+The questdb client serializes a whole pandas frame in native code (millions of rows a second),
+so writes build columns with numpy and hand them over, never a Python loop of `row()` calls.
+SYMBOL columns are pandas categoricals; the designated timestamp is the `ts` column
+(datetime64[ns]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+import pandas as pd
+import polars as pl
+from questdb import Sender
+
+from db.store import BACKTEST_EQUITY_SCHEMA, BACKTEST_TRADE_SCHEMA, IndicatorPoint, StoreError
+from market.messages import Candle
+
+#: SYMBOL columns of each frame, as the DataFrame path's `symbols` argument wants them.
+SYMBOLS: dict[str, list[str]] = {
+    "candles": ["exchange", "symbol", "timeframe"],
+    "indicators": ["exchange", "symbol", "timeframe", "name"],
+    "backtest_trades": ["id", "side"],
+    "backtest_equity": ["id"],
+    "backtest_results": ["id"],
+}
+
+
+def candles_dataframe(candles: Sequence[Candle]) -> pd.DataFrame:
+    """Candles as the pandas frame the ILP DataFrame path serializes (`ts` the designated one)."""
+    return pd.DataFrame(
+        {
+            "exchange": pd.Categorical([c.exchange for c in candles]),
+            "symbol": pd.Categorical([c.symbol for c in candles]),
+            "timeframe": pd.Categorical([c.timeframe for c in candles]),
+            "open": np.fromiter((c.open for c in candles), np.float64, len(candles)),
+            "high": np.fromiter((c.high for c in candles), np.float64, len(candles)),
+            "low": np.fromiter((c.low for c in candles), np.float64, len(candles)),
+            "close": np.fromiter((c.close for c in candles), np.float64, len(candles)),
+            "volume": np.fromiter((c.volume for c in candles), np.float64, len(candles)),
+            "trades": np.fromiter((c.trades for c in candles), np.int64, len(candles)),
+            "vwap": np.fromiter((c.vwap for c in candles), np.float64, len(candles)),
+            "closed": np.fromiter((c.closed for c in candles), np.bool_, len(candles)),
+            "ts": np.fromiter((c.ts for c in candles), np.int64, len(candles)).astype(
+                "datetime64[ns]"
+            ),
+        }
+    )
+
+
+def sender_for(url: str, **options: Any) -> Sender:
+    """An ILP/HTTP sender for `http[s]://[user:password@]host[:port]` (port 9000 by default)."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise StoreError(
+            f"QuestDB URL must look like http://host:9000 (ILP over HTTP), got {url!r}"
+        )
+    conf = f"{parts.scheme}::addr={parts.hostname}:{parts.port or 9000};"
+    if parts.username:
+        options["username"] = unquote(parts.username)
+        options["password"] = unquote(parts.password or "")
+    return Sender.from_conf(conf, **options)
+
+
+def _stamps(values: Sequence[int] | np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64).astype("datetime64[ns]")
+
+
+def indicators_dataframe(points: Sequence[IndicatorPoint]) -> pd.DataFrame:
+    """Indicator values as an ILP frame (NaN is written as QuestDB's null DOUBLE)."""
+    return pd.DataFrame(
+        {
+            "exchange": pd.Categorical([p.exchange for p in points]),
+            "symbol": pd.Categorical([p.symbol for p in points]),
+            "timeframe": pd.Categorical([p.timeframe for p in points]),
+            "name": pd.Categorical([p.name for p in points]),
+            "value": np.fromiter((p.value for p in points), np.float64, len(points)),
+            "ts": _stamps([p.ts for p in points]),
+        }
+    )
+
+
+def results_dataframes(
+    id: str, gen_us: int, trades: pl.DataFrame, equity: pl.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """One run's trades, equity curve and generation marker as ILP frames, all stamped with
+    the generation (`ts`); empty frames are left out. Trades keep their order in `seq`."""
+    at = np.datetime64(gen_us, "us").astype("datetime64[ns]")
+    trade_frame = trades.select(list(BACKTEST_TRADE_SCHEMA)).to_pandas()
+    trade_frame.insert(0, "seq", np.arange(len(trade_frame), dtype=np.int64))
+    equity_frame = equity.select(list(BACKTEST_EQUITY_SCHEMA)).rename({"ts": "at_ns"}).to_pandas()
+    frames = {}
+    for name, frame in (("backtest_trades", trade_frame), ("backtest_equity", equity_frame)):
+        if len(frame):
+            frame.insert(0, "id", pd.Categorical([id] * len(frame)))
+            frame["ts"] = at
+            frames[name] = frame
+    frames["backtest_results"] = pd.DataFrame(
+        {"id": pd.Categorical([id]), "gen": [gen_us], "ts": [at]}
+    )
+    return frames

@@ -1,0 +1,104 @@
+"""The embedded store's tables, created at open (each `IF NOT EXISTS`).
+
+Primary keys are the natural keys, so every write is an upsert. `series` holds each series'
+extent (see `db.sqlite`); `indicator_names` the names stored per series, so reading "all
+names" does not scan the values.
+"""
+
+from __future__ import annotations
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS candles (
+    exchange TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    open REAL NOT NULL,
+    high REAL NOT NULL,
+    low REAL NOT NULL,
+    close REAL NOT NULL,
+    volume REAL NOT NULL,
+    trades INTEGER NOT NULL,
+    vwap REAL NOT NULL,
+    closed INTEGER NOT NULL,
+    PRIMARY KEY (exchange, symbol, timeframe, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS series (
+    exchange TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    first_ns INTEGER NOT NULL,
+    last_ns INTEGER NOT NULL,
+    last_close REAL NOT NULL,
+    PRIMARY KEY (exchange, symbol, timeframe)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS indicators (
+    exchange TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (exchange, symbol, timeframe, ts, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS indicator_names (
+    exchange TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (exchange, symbol, timeframe, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS backtests (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    exchange TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL,
+    started_ns INTEGER,
+    finished_ns INTEGER,
+    progress REAL NOT NULL,
+    error TEXT,
+    spec_json TEXT NOT NULL,
+    metrics_json TEXT,
+    sweep_id TEXT
+);
+CREATE INDEX IF NOT EXISTS backtests_by_created ON backtests (created_ns DESC, id);
+CREATE INDEX IF NOT EXISTS backtests_by_sweep ON backtests (sweep_id, created_ns DESC, id);
+CREATE TABLE IF NOT EXISTS backtest_trades (
+    id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    position_id TEXT NOT NULL,
+    side TEXT NOT NULL,
+    entry_ts INTEGER NOT NULL,
+    exit_ts INTEGER NOT NULL,
+    entry_price REAL NOT NULL,
+    exit_price REAL NOT NULL,
+    quantity REAL NOT NULL,
+    pnl REAL NOT NULL,
+    fees REAL NOT NULL,
+    net_return REAL NOT NULL,
+    PRIMARY KEY (id, exit_ts, position_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS backtest_equity (
+    id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    equity REAL NOT NULL,
+    position REAL NOT NULL,
+    PRIMARY KEY (id, ts)
+) WITHOUT ROWID;
+"""
+
+#: Fills `series` for a file written before that table existed.
+BACKFILL_SERIES = """
+INSERT INTO series (exchange, symbol, timeframe, first_ns, last_ns, last_close)
+SELECT g.exchange, g.symbol, g.timeframe, g.first_ns, g.last_ns, c.close
+FROM (SELECT exchange, symbol, timeframe, min(ts) AS first_ns, max(ts) AS last_ns
+      FROM candles GROUP BY exchange, symbol, timeframe) AS g
+JOIN candles AS c ON c.exchange = g.exchange AND c.symbol = g.symbol
+                 AND c.timeframe = g.timeframe AND c.ts = g.last_ns
+"""

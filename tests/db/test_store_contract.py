@@ -1,0 +1,417 @@
+"""The contract every store passes: one suite, run over SQLite and (when configured) QuestDB."""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+
+import polars as pl
+import pytest
+
+from db.store import (
+    BACKTEST_EQUITY_SCHEMA,
+    BACKTEST_TRADE_SCHEMA,
+    CANDLE_SCHEMA,
+    BacktestRecord,
+    IndicatorPoint,
+    Store,
+    SymbolSummary,
+)
+from market.aggregator import CandleAggregator
+from market.messages import Candle, Trade
+from market.timeframes import Timeframe
+from tests.db.conftest import StoreFactory
+
+S = 1_000_000_000
+M = 60 * S
+T0 = 1_700_000_400 * S  # 2023-11-14T22:20:00Z, a whole hour is 1_699_999_200 * S
+
+
+def candle(
+    ts: int,
+    close: float = 1.5,
+    *,
+    symbol: str = "BTC-USDT",
+    exchange: str = "sim",
+    timeframe: str = "1m",
+    closed: bool = True,
+) -> Candle:
+    return Candle(exchange, symbol, timeframe, ts, 1.0, 2.0, 0.5, close, 3.0, 4, 1.25, closed)
+
+
+def minutes(n: int, **kwargs: object) -> list[Candle]:
+    return [candle(T0 + i * M, float(i), **kwargs) for i in range(n)]  # type: ignore[arg-type]
+
+
+# Candles ------------------------------------------------------------------------------------
+
+
+def test_writing_the_same_candles_twice_leaves_one_row_each(store: Store) -> None:
+    store.upsert_candles(minutes(5))
+    store.upsert_candles(minutes(5))
+    assert store.candles("sim", "BTC-USDT", "1m") == minutes(5)
+
+
+def test_a_correction_replaces_the_candle_with_the_same_key(store: Store) -> None:
+    store.upsert_candles(minutes(3))
+    amended = Candle("sim", "BTC-USDT", "1m", T0 + M, 1.0, 9.0, 0.25, 8.0, 7.5, 6, 4.5, True)
+    store.upsert_candles([amended])
+    assert store.candles("sim", "BTC-USDT", "1m") == [minutes(3)[0], amended, minutes(3)[2]]
+
+
+def test_every_field_round_trips_exactly(store: Store) -> None:
+    odd = Candle("binance", "ETH-USDT", "1s", T0 + 7 * S, 0.1, 0.30000000000000004, 1e-12,
+                 123456.789012345, 2.5e-9, 2**40, 1 / 3, False)
+    store.upsert_candles([odd])
+    assert store.candles("binance", "ETH-USDT", "1s") == [odd]
+
+
+def test_a_range_with_a_limit_gives_the_newest_oldest_first(store: Store) -> None:
+    store.upsert_candles(minutes(10))
+    got = store.candles("sim", "BTC-USDT", "1m", start_ns=T0 + 2 * M, end_ns=T0 + 8 * M, limit=3)
+    assert [c.close for c in got] == [5.0, 6.0, 7.0]
+
+
+def test_from_start_pages_forward_from_the_oldest(store: Store) -> None:
+    store.upsert_candles(minutes(10))
+    first = store.candles("sim", "BTC-USDT", "1m", start_ns=T0 + 2 * M, limit=3, from_start=True)
+    assert [c.close for c in first] == [2.0, 3.0, 4.0]
+    after = first[-1].ts + 1
+    second = store.candles("sim", "BTC-USDT", "1m", start_ns=after, limit=3, from_start=True)
+    assert [c.close for c in second] == [5.0, 6.0, 7.0]
+
+
+def test_range_bounds_include_start_and_exclude_end(store: Store) -> None:
+    store.upsert_candles(minutes(4))
+    got = store.candles("sim", "BTC-USDT", "1m", start_ns=T0 + M, end_ns=T0 + 3 * M)
+    assert [c.ts for c in got] == [T0 + M, T0 + 2 * M]
+
+
+def test_series_are_kept_apart_by_exchange_symbol_and_timeframe(store: Store) -> None:
+    store.upsert_candles(
+        minutes(2) + minutes(3, symbol="ETH-USDT") + minutes(4, timeframe="1s")
+        + minutes(5, exchange="binance")
+    )
+    assert len(store.candles("sim", "BTC-USDT", "1m")) == 2
+    assert len(store.candles("sim", "ETH-USDT", "1m")) == 3
+    assert len(store.candles("sim", "BTC-USDT", "1s")) == 4
+    assert len(store.candles("binance", "BTC-USDT", "1m")) == 5
+    assert store.candles("sim", "SOL-USDT", "1m") == []
+
+
+def test_candles_frame_holds_the_range_as_typed_columns(store: Store) -> None:
+    store.upsert_candles(minutes(5))
+    frame = store.candles_frame("sim", "BTC-USDT", "1m", T0 + M, T0 + 4 * M)
+    assert frame.schema == pl.Schema(CANDLE_SCHEMA)
+    assert frame["ts"].to_list() == [T0 + M, T0 + 2 * M, T0 + 3 * M]
+    assert frame["close"].to_list() == [1.0, 2.0, 3.0]
+    assert store.candles_frame("sim", "BTC-USDT", "1m", 0, T0).height == 0
+
+
+def test_latest_candles_give_one_per_market_of_the_timeframe(store: Store) -> None:
+    store.upsert_candles(
+        minutes(3) + minutes(5, symbol="ETH-USDT") + minutes(2, exchange="binance")
+        + [candle(T0 + 99 * M, timeframe="1s")]
+    )
+    latest = store.latest_candles("1m")
+    assert [(c.exchange, c.symbol, c.ts) for c in latest] == [
+        ("binance", "BTC-USDT", T0 + M),
+        ("sim", "BTC-USDT", T0 + 2 * M),
+        ("sim", "ETH-USDT", T0 + 4 * M),
+    ]
+    assert latest[2] == minutes(5, symbol="ETH-USDT")[-1]
+    assert [c.exchange for c in store.latest_candles("1m", exchange="binance")] == ["binance"]
+    assert store.latest_candles("1h") == []
+
+
+def test_latest_candle_follows_an_older_correction_and_a_newer_candle(store: Store) -> None:
+    store.upsert_candles(minutes(3))
+    store.upsert_candles([candle(T0, 42.0)])  # an older correction leaves the latest alone
+    assert store.latest_candles("1m")[0].close == 2.0
+    store.upsert_candles([candle(T0 + 2 * M, 43.0)])  # a correction of the latest shows
+    assert store.latest_candles("1m")[0].close == 43.0
+
+
+def test_symbols_and_summaries_list_each_market_once(store: Store) -> None:
+    store.upsert_candles(
+        minutes(3) + minutes(2, timeframe="1s") + minutes(4, symbol="ETH-USDT")
+    )
+    store.upsert_candles([candle(T0 - 5 * M, 7.0, timeframe="5m")])
+    assert store.symbols() == [("sim", "BTC-USDT"), ("sim", "ETH-USDT")]
+    assert store.symbol_summaries() == [
+        # The latest candle to end is the 1m at T0+2m (ends T0+3m), so its close is the price.
+        SymbolSummary("sim", "BTC-USDT", T0 - 5 * M, T0 + 2 * M, 2.0),
+        SymbolSummary("sim", "ETH-USDT", T0, T0 + 3 * M, 3.0),
+    ]
+
+
+def test_an_empty_store_answers_every_read_with_nothing(store: Store) -> None:
+    store.ping()
+    assert store.symbols() == []
+    assert store.symbol_summaries() == []
+    assert store.latest_candles("1m") == []
+    assert store.candles("sim", "BTC-USDT", "1m") == []
+    assert store.resample("sim", "BTC-USDT", "1m", "5m") == []
+    assert store.indicators("sim", "BTC-USDT", "1m").columns == ["ts"]
+    assert store.backtest("nope") is None
+    assert store.backtests() == []
+
+
+# Resampling ---------------------------------------------------------------------------------
+
+
+def random_trades(seed: int, start_ns: int, span_ns: int, count: int) -> list[Trade]:
+    rng = random.Random(seed)
+    price = 100.0
+    trades = []
+    stamps = sorted(rng.randrange(start_ns, start_ns + span_ns) for _ in range(count))
+    for i, ts in enumerate(stamps):
+        price = round(price * math.exp(rng.gauss(0, 0.002)), 2)
+        size = round(rng.expovariate(2.0), 6)
+        trades.append(Trade("sim", "BTC-USDT", ts, price, size, "buy", str(i)))
+    return trades
+
+
+def aggregate(trades: list[Trade], timeframes: list[str]) -> dict[str, list[Candle]]:
+    """The in-process aggregator's final candles per timeframe, oldest first."""
+    aggregator = CandleAggregator([Timeframe.parse(tf) for tf in timeframes])
+    latest: dict[tuple[str, int], Candle] = {}
+    for c in aggregator.add(trades).candles + aggregator.flush().candles:
+        latest[(c.timeframe, c.ts)] = c
+    return {
+        tf: sorted((c for (name, _), c in latest.items() if name == tf), key=lambda c: c.ts)
+        for tf in timeframes
+    }
+
+
+def assert_same_candles(got: list[Candle], want: list[Candle]) -> None:
+    """OHLC, trade count and keys exactly; volume and vwap to 1e-12 relative, because the store
+    sums per-minute sums where the aggregator sums the trades in one run (floating point
+    addition depends on grouping). `closed` is checked by its own tests."""
+    assert [(c.ts, c.open, c.high, c.low, c.close, c.trades) for c in got] == [
+        (c.ts, c.open, c.high, c.low, c.close, c.trades) for c in want
+    ]
+    for g, w in zip(got, want, strict=True):
+        assert (g.exchange, g.symbol, g.timeframe) == (w.exchange, w.symbol, w.timeframe)
+        assert g.volume == pytest.approx(w.volume, rel=1e-12)
+        assert g.vwap == pytest.approx(w.vwap, rel=1e-12)
+
+
+HOUR0 = 1_699_999_200 * S  # a whole hour, and a whole 2h bucket (1_699_999_200 / 7200 = 236111)
+
+
+@pytest.mark.parametrize("target", ["5m", "15m", "1h", "2h"])
+def test_resampling_minutes_equals_the_aggregator_on_the_same_trades(
+    store: Store, target: str
+) -> None:
+    # 5 hours and 7 minutes of trades with quiet gaps: buckets with missing minutes included.
+    trades = random_trades(7, HOUR0 + 3 * M, 5 * 3600 * S + 4 * M, 6000)
+    trades = [t for t in trades if not HOUR0 + 70 * M <= t.ts < HOUR0 + 100 * M]
+    expected = aggregate(trades, ["1m", target])
+    store.upsert_candles(expected["1m"])
+    got = store.resample("sim", "BTC-USDT", "1m", target, limit=10_000)
+    assert_same_candles(got, expected[target])
+
+
+def test_resampling_selects_buckets_by_range_limit_and_direction(store: Store) -> None:
+    trades = random_trades(11, HOUR0, 4 * 3600 * S, 3000)
+    expected = aggregate(trades, ["1m", "15m"])["15m"]
+    store.upsert_candles(aggregate(trades, ["1m"])["1m"])
+    start, end = HOUR0 + 20 * M, HOUR0 + 200 * M  # bucket starts 30m ... 195m
+    in_range = [c for c in expected if start <= c.ts < end]
+    newest = store.resample("sim", "BTC-USDT", "1m", "15m", start_ns=start, end_ns=end, limit=4)
+    assert_same_candles(newest, in_range[-4:])
+    oldest = store.resample(
+        "sim", "BTC-USDT", "1m", "15m", start_ns=start, end_ns=end, limit=4, from_start=True
+    )
+    assert_same_candles(oldest, in_range[:4])
+    assert_same_candles(store.resample("sim", "BTC-USDT", "1m", "15m", limit=3), expected[-3:])
+
+
+def test_resampling_finds_the_newest_buckets_across_a_gap(store: Store) -> None:
+    store.upsert_candles([candle(HOUR0 + i * M) for i in (0, 1, 2)] + [candle(HOUR0 + 600 * M)])
+    got = store.resample("sim", "BTC-USDT", "1m", "5m", limit=2)
+    assert [c.ts for c in got] == [HOUR0, HOUR0 + 600 * M]
+    first = store.resample("sim", "BTC-USDT", "1m", "5m", limit=2, from_start=True)
+    assert [c.ts for c in first] == [HOUR0, HOUR0 + 600 * M]
+
+
+def test_a_resampled_bucket_is_closed_once_its_source_reaches_its_end(store: Store) -> None:
+    store.upsert_candles(
+        [candle(HOUR0 + i * M) for i in range(5)]  # bucket 0: complete
+        + [candle(HOUR0 + 5 * M), candle(HOUR0 + 6 * M, closed=False)]  # bucket 1: still forming
+        + [candle(HOUR0 + i * M) for i in (10, 12)]  # bucket 2: the series ends before its end
+    )
+    got = store.resample("sim", "BTC-USDT", "1m", "5m")
+    assert [(c.ts, c.closed) for c in got] == [
+        (HOUR0, True), (HOUR0 + 5 * M, False), (HOUR0 + 10 * M, False)
+    ]
+    store.upsert_candles([candle(HOUR0 + 14 * M)])
+    assert store.resample("sim", "BTC-USDT", "1m", "5m")[-1].closed is True
+
+
+def test_resampling_into_a_timeframe_the_source_does_not_divide_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="not a whole number"):
+        store.resample("sim", "BTC-USDT", "1h", "90m")
+
+
+# Indicators ---------------------------------------------------------------------------------
+
+
+def points(name: str, values: dict[int, float], timeframe: str = "1m") -> list[IndicatorPoint]:
+    return [IndicatorPoint("sim", "BTC-USDT", timeframe, T0 + i * M, name, v)
+            for i, v in values.items()]
+
+
+def test_indicators_read_back_as_one_column_per_name(store: Store) -> None:
+    store.upsert_indicators(
+        points("sma_20", {0: 1.0, 1: 2.0, 2: 3.0}) + points("macd_12_26_9.hist", {1: -0.5})
+        + points("rsi_14", {2: 70.0}, timeframe="1s")
+    )
+    frame = store.indicators("sim", "BTC-USDT", "1m")
+    assert frame.columns == ["ts", "macd_12_26_9.hist", "sma_20"]
+    assert frame.schema["sma_20"] == pl.Float64()
+    assert frame.rows() == [(T0, None, 1.0), (T0 + M, -0.5, 2.0), (T0 + 2 * M, None, 3.0)]
+
+
+def test_indicators_select_names_range_and_newest_limit(store: Store) -> None:
+    store.upsert_indicators(points("a", {i: float(i) for i in range(10)}) + points("b", {9: 0.5}))
+    frame = store.indicators(
+        "sim", "BTC-USDT", "1m", ["a", "missing"], start_ns=T0 + M, end_ns=T0 + 8 * M, limit=3
+    )
+    assert frame.columns == ["ts", "a", "missing"]
+    assert frame.rows() == [(T0 + 5 * M, 5.0, None), (T0 + 6 * M, 6.0, None),
+                            (T0 + 7 * M, 7.0, None)]
+    assert store.indicators("sim", "BTC-USDT", "1m", ["b"])["ts"].to_list() == [T0 + 9 * M]
+
+
+def test_indicator_values_are_upserted_on_their_key(store: Store) -> None:
+    store.upsert_indicators(points("a", {0: 1.0, 1: 2.0}))
+    store.upsert_indicators(points("a", {0: 1.0, 1: 2.5}))
+    assert store.indicators("sim", "BTC-USDT", "1m").rows() == [(T0, 1.0), (T0 + M, 2.5)]
+
+
+# Backtests ----------------------------------------------------------------------------------
+
+
+def record(id: str, created_ns: int, **changes: object) -> BacktestRecord:
+    fields: dict[str, object] = dict(
+        id=id, status="QUEUED", strategy="ema_cross", exchange="sim", symbol="BTC-USDT",
+        timeframe="1m", start_ns=T0, end_ns=T0 + 600 * M, created_ns=created_ns,
+        spec_json='{"fast": 10, "slow": 30}',
+    )
+    fields.update(changes)
+    return BacktestRecord(**fields)  # type: ignore[arg-type]
+
+
+def trades_frame(n: int) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "position_id": [f"P-{i % 3}" for i in range(n)],
+            "side": ["LONG"] * n,
+            "entry_ts": [T0 + i * M for i in range(n)],
+            "exit_ts": [T0 + (i + 1) * M if i != 2 else T0 + 10 * M for i in range(n)],
+            "entry_price": [100.0 + i for i in range(n)],
+            "exit_price": [101.5 + i for i in range(n)],
+            "quantity": [0.5] * n,
+            "pnl": [0.75] * n,
+            "fees": [0.01] * n,
+            "net_return": [0.0074] * n,
+        },
+        schema=BACKTEST_TRADE_SCHEMA,
+    )
+
+
+def equity_frame(n: int) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"ts": [T0 + i * M for i in range(n)], "equity": [10_000.0 + i for i in range(n)],
+         "position": [float(i % 2) for i in range(n)]},
+        schema=BACKTEST_EQUITY_SCHEMA,
+    )
+
+
+def test_a_backtest_record_round_trips_through_its_status_changes(store: Store) -> None:
+    queued = record("bt-1", T0)
+    store.put_backtest(queued)
+    assert store.backtest("bt-1") == queued
+    running = record("bt-1", T0, status="RUNNING", started_ns=T0 + S, progress=0.5)
+    store.put_backtest(running)
+    assert store.backtest("bt-1") == running
+    done = record(
+        "bt-1", T0, status="SUCCEEDED", started_ns=T0 + S, finished_ns=T0 + 9 * S, progress=1.0,
+        metrics_json='{"sharpe": 1.25}',
+    )
+    store.put_backtest(done)
+    assert store.backtest("bt-1") == done
+    assert store.backtests() == [done]
+
+
+def test_backtests_filter_and_list_newest_first(store: Store) -> None:
+    sweep = record("sw", T0, kind="sweep", status="RUNNING")
+    children = [record(f"sw-{i}", T0 + i * S, sweep_id="sw") for i in range(1, 4)]
+    other = record("solo", T0 + 10 * S, status="FAILED", strategy="rsi", error="no data",
+                   symbol="ETH-USDT")
+    for r in [sweep, *children, other]:
+        store.put_backtest(r)
+    assert [r.id for r in store.backtests()] == ["solo", "sw-3", "sw-2", "sw-1", "sw"]
+    assert [r.id for r in store.backtests(sweep_id="sw")] == ["sw-3", "sw-2", "sw-1"]
+    assert [r.id for r in store.backtests(status="FAILED")] == ["solo"]
+    assert [r.id for r in store.backtests(strategy="ema_cross", limit=2)] == ["sw-3", "sw-2"]
+    assert [r.id for r in store.backtests(symbol="ETH-USDT", exchange="sim")] == ["solo"]
+    assert [r.id for r in store.backtests(created_before_ns=T0 + 2 * S)] == ["sw-1", "sw"]
+    assert store.backtest("solo") == other
+
+
+def test_backtest_results_round_trip_and_page(store: Store) -> None:
+    store.put_backtest(record("bt-2", T0))
+    trades, equity = trades_frame(7), equity_frame(50)
+    store.put_backtest_results("bt-2", trades, equity)
+    by_exit = trades.sort("exit_ts", "position_id")
+    assert store.backtest_trades("bt-2", limit=1000).equals(by_exit)
+    assert store.backtest_trades("bt-2", offset=2, limit=3).equals(by_exit.slice(2, 3))
+    assert store.backtest_trades("bt-2", offset=7).height == 0
+    assert store.backtest_equity("bt-2").equals(equity)
+    assert store.backtest_trades("other").schema == pl.Schema(BACKTEST_TRADE_SCHEMA)
+    assert store.backtest_equity("other").schema == pl.Schema(BACKTEST_EQUITY_SCHEMA)
+
+
+def test_storing_results_again_replaces_the_earlier_ones(store: Store) -> None:
+    store.put_backtest(record("bt-3", T0))
+    store.put_backtest(record("bt-4", T0))
+    store.put_backtest_results("bt-3", trades_frame(7), equity_frame(50))
+    store.put_backtest_results("bt-4", trades_frame(1), equity_frame(1))
+    store.put_backtest_results("bt-3", trades_frame(2), equity_frame(5).reverse())
+    assert store.backtest_trades("bt-3").equals(trades_frame(2))
+    assert store.backtest_equity("bt-3").equals(equity_frame(5))
+    assert store.backtest_trades("bt-4").height == 1
+
+
+# Concurrency --------------------------------------------------------------------------------
+
+
+def test_a_reader_sees_whole_batches_while_a_writer_writes(open_store: StoreFactory) -> None:
+    writer, reader = open_store(), open_store()
+    batches, size = 40, 50
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for b in range(batches):
+                writer.upsert_candles(
+                    [candle(T0 + (b * size + i) * S, timeframe="1s") for i in range(size)]
+                )
+        except BaseException as error:  # handed to the test thread below
+            failures.append(error)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    counts = []
+    while thread.is_alive():
+        counts.append(len(reader.candles("sim", "BTC-USDT", "1s", limit=100_000)))
+    thread.join()
+    counts.append(len(reader.candles("sim", "BTC-USDT", "1s", limit=100_000)))
+    assert failures == []
+    assert counts[-1] == batches * size
+    assert all(n % size == 0 for n in counts)  # never half a batch
+    assert counts == sorted(counts)
