@@ -1,15 +1,24 @@
-"""Bytewax source: a durable JetStream pull consumer on the TRADES stream.
+"""Bytewax source: a durable JetStream pull consumer on the TRADES stream, resumable by position.
 
-Messages are emitted raw (subject, payload, reply subject). They are not acked here: the reply
-subject travels with the data, and the sink acks it once what the message produced is stored.
-A JetStream ack is a publish to the reply subject, so any process can ack, and a message not
-acked within `ack_wait` is delivered again (duplicates are then dropped by trade id).
-Setting the `stop` event ends the input gracefully.
+Messages are emitted raw (subject, payload, reply subject, stream sequence). They are not
+acked here: the reply subject travels with the data, and the sink acks it once what the
+message produced is stored.
+
+Recovery works by position, not by acks: the partition's snapshot is the stream sequence of
+the last message it emitted. When Bytewax resumes from a snapshot, the durable consumer is
+re-created to deliver from the next sequence, so the restored aggregator state sees every
+later message exactly once, in stream order, whatever was acked before the crash. Without a
+snapshot (a first start, or recovery off) an existing consumer carries on from its ack floor.
+
+A fetching task on the bridge's event loop keeps network reads overlapping Bytewax's work; it
+stops fetching while `max_buffered_bytes` are waiting. Setting `stop` ends the input gracefully.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import threading
 from collections import deque
 from datetime import UTC, datetime, timedelta
@@ -18,19 +27,25 @@ import msgspec
 import nats.errors
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from flows.nats_bridge import NatsBridge
 from flows.streams import ensure_streams
 from flows.subjects import TRADES_STREAM, TRADES_SUBJECTS
 
+log = logging.getLogger(__name__)
+
 
 class RawMessage(msgspec.Struct, frozen=True):
+    """One message as read: `seq` is its stream sequence (0 when it has none, as in tests)."""
+
     subject: str
     data: bytes
     reply: str
+    seq: int = 0
 
 
-class JetStreamSource(FixedPartitionedSource[RawMessage, None]):
+class JetStreamSource(FixedPartitionedSource[RawMessage, int]):
     """One partition reading the durable consumer `durable` on stream TRADES."""
 
     def __init__(
@@ -38,97 +53,149 @@ class JetStreamSource(FixedPartitionedSource[RawMessage, None]):
         nats_url: str,
         *,
         durable: str = "candles",
-        fetch_batch: int = 512,
-        max_buffered: int = 20_000,
+        fetch_batch: int = 256,
+        max_buffered_bytes: int = 32 * 1024 * 1024,
+        batch_bytes: int = 4 * 1024 * 1024,
         ack_wait_s: float = 60.0,
+        max_ack_pending: int = 20_000,
         stop: threading.Event | None = None,
     ) -> None:
         self._nats_url = nats_url
         self._stop = stop or threading.Event()
         self._durable = durable
         self._fetch_batch = fetch_batch
-        self._max_buffered = max_buffered
+        self._max_buffered_bytes = max_buffered_bytes
+        self._batch_bytes = batch_bytes
         self._ack_wait_s = ack_wait_s
+        self._max_ack_pending = max_ack_pending
 
     def list_parts(self) -> list[str]:
         return [TRADES_STREAM]
 
     def build_part(
-        self, step_id: str, for_part: str, resume_state: None
+        self, step_id: str, for_part: str, resume_state: int | None
     ) -> _JetStreamPartition:
         return _JetStreamPartition(
             NatsBridge(self._nats_url, name=f"candlegraph-{step_id}"),
             durable=self._durable,
+            resume_after=resume_state,
+            config=ConsumerConfig(
+                durable_name=self._durable,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=self._ack_wait_s,
+                max_ack_pending=self._max_ack_pending,
+                max_waiting=16,
+            ),
             fetch_batch=self._fetch_batch,
-            max_buffered=self._max_buffered,
-            ack_wait_s=self._ack_wait_s,
+            max_buffered_bytes=self._max_buffered_bytes,
+            batch_bytes=self._batch_bytes,
             stop=self._stop,
         )
 
 
-class _JetStreamPartition(StatefulSourcePartition[RawMessage, None]):
+class _JetStreamPartition(StatefulSourcePartition[RawMessage, int]):
     def __init__(
         self,
         bridge: NatsBridge,
         *,
         durable: str,
+        resume_after: int | None,
+        config: ConsumerConfig,
         fetch_batch: int,
-        max_buffered: int,
-        ack_wait_s: float,
+        max_buffered_bytes: int,
+        batch_bytes: int,
         stop: threading.Event,
     ) -> None:
         self._bridge = bridge
         self._stop = stop
         self._buffer: deque[RawMessage] = deque()
+        # Two counters, each written by one thread only: buffered = fetched - taken.
+        self._fetched_bytes = 0
+        self._taken_bytes = 0
         self._fetch_batch = fetch_batch
-        self._max_buffered = max_buffered
-        config = ConsumerConfig(
-            durable_name=durable,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=ack_wait_s,
-            max_ack_pending=max(max_buffered * 2, 1000),
-            max_waiting=16,
-        )
+        self._max_buffered_bytes = max_buffered_bytes
+        self._batch_bytes = batch_bytes
+        self._position = resume_after or 0
+        if resume_after is not None:
+            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = resume_after + 1
 
         async def subscribe() -> object:
             await ensure_streams(bridge.js)
+            if resume_after is not None:
+                last = (await bridge.js.stream_info(TRADES_STREAM)).state.last_seq
+                if last < resume_after:
+                    log.warning(
+                        "stream %s ends at %d, before the snapshot's position %d (was it"
+                        " re-created?): reading it from its start",
+                        TRADES_STREAM, last, resume_after,
+                    )
+                    config.deliver_policy = DeliverPolicy.ALL
+                    config.opt_start_seq = None
+                # Deliver again from the snapshot's position, whatever was acked since.
+                with contextlib.suppress(NotFoundError):
+                    await bridge.js.delete_consumer(TRADES_STREAM, durable)
             return await bridge.js.pull_subscribe(
                 TRADES_SUBJECTS, durable=durable, stream=TRADES_STREAM, config=config
             )
 
         self._sub = bridge.call(subscribe)
+        if resume_after is None:
+            # A snapshot taken before the first message must point where the consumer is.
+            info = bridge.call(lambda: bridge.js.consumer_info(TRADES_STREAM, durable))
+            self._position = info.ack_floor.stream_seq if info.ack_floor else 0
         bridge.spawn(self._fetch_forever)
 
     async def _fetch_forever(self) -> None:
-        # A fetching task on the bridge loop keeps network reads overlapping Bytewax's work.
+        average = 1024
         while True:
-            if len(self._buffer) >= self._max_buffered:
+            room = self._max_buffered_bytes - (self._fetched_bytes - self._taken_bytes)
+            if room <= 0:
                 await asyncio.sleep(0.002)
                 continue
+            want = max(1, min(self._fetch_batch, room // average))
             try:
-                msgs = await self._sub.fetch(self._fetch_batch, timeout=0.5)  # type: ignore[attr-defined]
+                msgs = await self._sub.fetch(want, timeout=0.5)  # type: ignore[attr-defined]
             except nats.errors.TimeoutError:
                 continue
             except (nats.errors.ConnectionClosedError, asyncio.CancelledError):
                 return
-            self._buffer.extend(RawMessage(m.subject, m.data, m.reply) for m in msgs)
+            raw = [
+                RawMessage(m.subject, m.data, m.reply, m.metadata.sequence.stream) for m in msgs
+            ]
+            size = sum(len(r.data) for r in raw)
+            average = max(64, size // max(1, len(raw)))
+            self._buffer.extend(raw)
+            self._fetched_bytes += size
 
     def next_batch(self) -> list[RawMessage]:
         buffer = self._buffer
         if self._stop.is_set() and not buffer:
             # Ending the input lets Bytewax drain, write and ack what is in flight, then exit.
             raise StopIteration
-        n = min(len(buffer), self._fetch_batch * 4)
-        return [buffer.popleft() for _ in range(n)]
+        batch: list[RawMessage] = []
+        taken = 0
+        while buffer and taken < self._batch_bytes:
+            message = buffer.popleft()
+            taken += len(message.data)
+            batch.append(message)
+        if batch:
+            self._taken_bytes += taken
+            self._position = batch[-1].seq
+        return batch
 
     def next_awake(self) -> datetime | None:
         if self._buffer:
             return None
         return datetime.now(UTC) + timedelta(milliseconds=5)
 
-    def snapshot(self) -> None:
-        return None
+    def snapshot(self) -> int:
+        return self._position
 
     def close(self) -> None:
+        # Unsubscribing first: draining a pull subscription would wait for messages that the
+        # stopped fetching task will never take.
+        with contextlib.suppress(Exception):
+            self._bridge.call(self._sub.unsubscribe, timeout=5)  # type: ignore[attr-defined]
         self._bridge.close()

@@ -6,6 +6,7 @@ TRADES_STREAM = "TRADES"
 TRADES_SUBJECTS = "trades.>"
 DEADLETTER_STREAM = "DEADLETTER"
 DEADLETTER_SUBJECT = "deadletter.trades"
+FLOW_STATS_SUBJECTS = "stats.flow.*"
 
 
 def trades_subject(exchange: str, symbol: str) -> str:
@@ -14,6 +15,10 @@ def trades_subject(exchange: str, symbol: str) -> str:
 
 def candles_subject(exchange: str, symbol: str, timeframe: str) -> str:
     return f"candles.{exchange}.{symbol}.{timeframe}"
+
+
+def flow_stats_subject(worker: int) -> str:
+    return f"stats.flow.{worker}"
 
 
 def key_of_trades_subject(subject: str) -> tuple[str, str] | None:

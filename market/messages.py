@@ -35,8 +35,12 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
     trade_id: str
 
 
-class Candle(msgspec.Struct, frozen=True, gc=False):
-    """OHLCV of one bucket. `ts` is the bucket start; `closed` is False while it still forms."""
+class Candle(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    """OHLCV of one bucket. `ts` is the bucket start; `closed` is False while it still forms.
+
+    `indicators` (storage name to value) rides along on a closed candle once it is final and
+    the flow has computed its indicators; it is left out of the JSON when there are none.
+    """
 
     exchange: str
     symbol: str
@@ -50,6 +54,7 @@ class Candle(msgspec.Struct, frozen=True, gc=False):
     trades: int
     vwap: float
     closed: bool
+    indicators: dict[str, float] | None = None
 
 
 class DeadLetter(msgspec.Struct, frozen=True):

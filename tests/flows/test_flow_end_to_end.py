@@ -107,8 +107,15 @@ async def test_published_trades_become_exact_candles_in_the_store_and_on_nats(
 
         await eventually(all_acked, what="every message acked by the durable consumer")
 
-        final_on_nats = {(c.symbol, c.timeframe, c.ts): c for c in updates}
+        final_on_nats = {
+            (c.symbol, c.timeframe, c.ts): msgspec.structs.replace(c, indicators=None)
+            for c in updates
+        }
         assert {k: final_on_nats[k] for k in closed} == closed
+        with_indicators = [c for c in updates if c.indicators]
+        assert with_indicators and all(c.closed for c in with_indicators)
+        stored_sma = store.indicators("e2e", "BTC-USDT", "1s", ["sma_20"], limit=10_000)
+        assert stored_sma.height > 100
         forming = [c for c in updates if not c.closed]
         assert forming, "forming candles are published too"
     finally:

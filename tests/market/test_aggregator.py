@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import pickle
 import random
 from collections.abc import Iterable
 
+import msgspec
 import polars as pl
 import pytest
 
 from market.aggregator import CandleAggregator
 from market.messages import Candle, Trade
+from market.spike_filter import SpikeFilter
 from market.timeframes import parse_timeframes
 from tests.market.batch_reference import batch_candles
 
@@ -64,7 +67,7 @@ def test_the_watermark_closes_a_quiet_symbols_candle() -> None:
     out = agg.add([trade(T0 + 3 * S, 21.0, 1.0, "2")])  # watermark T0 + 1 s: past its end
     closed = [c for c in out.candles if c.symbol == "ETH-USDT"]
     assert [(c.ts, c.closed) for c in closed] == [(T0, True)]
-    assert [(c.ts, c.closed) for c in agg.advance(T0 + 10 * S)] == [
+    assert [(c.ts, c.closed) for c in agg.advance(T0 + 10 * S).candles] == [
         (T0 + 3 * S, True)
     ]
 
@@ -98,9 +101,9 @@ def test_duplicate_trade_ids_are_dropped_and_counted() -> None:
 def test_flush_closes_every_forming_candle() -> None:
     agg = CandleAggregator([SECOND, MINUTE])
     agg.add([trade(T0, 10.0, 1.0, "1"), trade(T0, 10.0, 1.0, "2", symbol="ETH-USDT")])
-    flushed = agg.flush()
+    flushed = agg.flush().candles
     assert len(flushed) == 4 and all(c.closed for c in flushed)
-    assert agg.flush() == []
+    assert agg.flush().candles == []
 
 
 def random_trades(n: int, *, seed: int, disorder_ns: int) -> list[Trade]:
@@ -123,11 +126,11 @@ def random_trades(n: int, *, seed: int, disorder_ns: int) -> list[Trade]:
     return trades
 
 
-@pytest.mark.parametrize("batch_size", [1, 997])
-def test_candles_equal_a_batch_aggregation_of_100k_random_trades(batch_size: int) -> None:
+@pytest.mark.parametrize(("batch_size", "count"), [(1, 20_000), (997, 100_000)])
+def test_candles_equal_a_batch_aggregation_of_random_trades(batch_size: int, count: int) -> None:
     timeframes = parse_timeframes("1s,1m,5m")
     lateness = 2 * S
-    trades = random_trades(100_000, seed=batch_size, disorder_ns=3 * S // 2)
+    trades = random_trades(count, seed=batch_size, disorder_ns=3 * S // 2)
     agg = CandleAggregator(timeframes, allowed_lateness_ns=lateness)
     updates: list[Candle] = []
     late = duplicates = 0
@@ -136,11 +139,11 @@ def test_candles_equal_a_batch_aggregation_of_100k_random_trades(batch_size: int
         updates.extend(result.candles)
         late += len(result.late)
         duplicates += result.duplicates
-    updates.extend(agg.flush())
+    updates.extend(agg.flush().candles)
 
     expected = batch_candles(trades, timeframes, lateness)
     assert final_candles(updates) == expected  # every field, to the last bit
-    assert late > 100 and duplicates > 100  # both rules were exercised
+    assert late > count // 1000 and duplicates > count // 1000  # both rules were exercised
     assert late + duplicates + sum(
         c.trades for (_, tf, _), c in expected.items() if tf == "1s"
     ) == len(trades)
@@ -150,7 +153,7 @@ def test_in_order_candles_equal_polars_group_by_dynamic() -> None:
     trades = [t for t in random_trades(20_000, seed=7, disorder_ns=0) if "late" not in t.trade_id]
     trades = list({(t.symbol, t.trade_id): t for t in trades}.values())
     agg = CandleAggregator([MINUTE], allowed_lateness_ns=0)
-    candles = final_candles([*agg.add(trades).candles, *agg.flush()])
+    candles = final_candles([*agg.add(trades).candles, *agg.flush().candles])
 
     frame = pl.DataFrame(
         {"symbol": [t.symbol for t in trades], "ts": [t.ts for t in trades],
@@ -174,3 +177,92 @@ def test_in_order_candles_equal_polars_group_by_dynamic() -> None:
         )
         # polars sums in blocks, a sequential fold does not: equal to rounding, not bits.
         assert got.volume == pytest.approx(row["volume"], rel=1e-12)
+
+
+def test_every_candle_becomes_final_once_in_time_order_per_series() -> None:
+    timeframes = parse_timeframes("1s,1m")
+    agg = CandleAggregator(timeframes, allowed_lateness_ns=2 * S)
+    trades = random_trades(20_000, seed=3, disorder_ns=S)
+    final: list[Candle] = []
+    for i in range(0, len(trades), 333):
+        final.extend(agg.add(trades[i:i + 333]).final.to_candles())
+    final.extend(agg.flush().final.to_candles())
+    keys = [(c.symbol, c.timeframe, c.ts) for c in final]
+    assert len(keys) == len(set(keys))
+    assert final_candles(final) == batch_candles(trades, timeframes, 2 * S)
+    for series in {(c.symbol, c.timeframe) for c in final}:
+        starts = [c.ts for c in final if (c.symbol, c.timeframe) == series]
+        assert starts == sorted(starts)
+
+
+def test_a_candle_is_final_only_once_the_watermark_passes_its_end() -> None:
+    agg = CandleAggregator([SECOND], allowed_lateness_ns=2 * S)
+    agg.add([trade(T0, 10.0, 1.0, "1")])
+    closed = agg.add([trade(T0 + S, 11.0, 1.0, "2")])
+    assert [(c.ts, c.closed) for c in closed.candles] == [(T0, True), (T0 + S, False)]
+    assert len(closed.final) == 0  # closed, but a late trade may still amend it
+    amended = agg.add([trade(T0 + 500, 9.0, 1.0, "3")])
+    assert amended.candles[0].trades == 2 and len(amended.final) == 0
+    final = agg.add([trade(T0 + 3 * S, 12.0, 1.0, "4")]).final.to_candles()
+    assert [(c.ts, c.trades, c.low) for c in final] == [(T0, 2, 9.0)]
+
+
+def test_string_and_integer_trade_ids_give_the_same_candles() -> None:
+    trades = random_trades(10_000, seed=11, disorder_ns=S)
+    renamed = [msgspec.structs.replace(t, trade_id=f"id-{t.trade_id}") for t in trades]
+    timeframes = parse_timeframes("1s,1m")
+
+    def run(batch: list[Trade]) -> dict[tuple[str, str, int], Candle]:
+        agg = CandleAggregator(timeframes, allowed_lateness_ns=2 * S)
+        updates = [c for i in range(0, len(batch), 101) for c in agg.add(batch[i:i + 101]).candles]
+        return final_candles([*updates, *agg.flush().candles])
+
+    assert run(renamed) == run(trades) == batch_candles(trades, timeframes, 2 * S)
+
+
+def test_trade_ids_are_forgotten_once_the_watermark_passes_them() -> None:
+    agg = CandleAggregator([SECOND], allowed_lateness_ns=S)
+    for second in range(200):
+        agg.add([trade(T0 + second * S + i * 1000, 10.0, 1.0, str(second * 1000 + i))
+                 for i in range(1000)])
+    # 200,000 ids seen, but only the last lateness window's are kept.
+    assert agg._id_table.shape[0] <= 16_384
+    late_repeat = agg.add([trade(T0, 10.0, 1.0, "0")])
+    assert len(late_repeat.late) == 1 and late_repeat.duplicates == 0
+
+
+def test_a_pickled_aggregator_carries_on_exactly() -> None:
+    timeframes = parse_timeframes("1s,1m")
+    trades = random_trades(20_000, seed=5, disorder_ns=S)
+    whole = CandleAggregator(timeframes, allowed_lateness_ns=2 * S)
+    expected = final_candles([*whole.add(trades).candles, *whole.flush().candles])
+    first = CandleAggregator(timeframes, allowed_lateness_ns=2 * S)
+    updates = first.add(trades[:7_000]).candles
+    resumed: CandleAggregator = pickle.loads(pickle.dumps(first))
+    updates += [*resumed.add(trades[7_000:]).candles, *resumed.flush().candles]
+    assert final_candles(updates) == expected
+
+
+def test_the_spike_filter_rejects_a_lone_bad_print_but_follows_a_real_move() -> None:
+    agg = CandleAggregator([MINUTE], allowed_lateness_ns=S, spike_filter=SpikeFilter(sigmas=6))
+    prices = [100.0 + 0.02 * ((i * 7) % 5 - 2) for i in range(50)]
+    prices += [130.0]  # a bad print
+    prices += [100.0, 100.02, 99.98]
+    prices += [110.0, 110.02, 110.01, 110.03]  # the market really moved
+    result = agg.add([trade(T0 + i * 10**8, p, 1.0, str(i)) for i, p in enumerate(prices)])
+    assert [t.price for t in result.spikes] == [130.0, 110.0, 110.02]
+    candle = result.candles[0]
+    assert candle.high == 110.03 and candle.close == 110.03
+    assert candle.trades == len(prices) - 3
+
+
+def test_many_markets_grow_the_state_without_losing_any() -> None:
+    agg = CandleAggregator([SECOND, MINUTE], allowed_lateness_ns=0)
+    trades = [trade(T0 + i, 1.0 + i, 1.0, "1", symbol=f"S{i}-USDT") for i in range(300)]
+    out = agg.add(trades)
+    assert len(out.candles) == 600 and {c.symbol for c in out.candles} == {
+        f"S{i}-USDT" for i in range(300)
+    }
+    assert agg.current(299, 1) == Candle(
+        "sim", "S299-USDT", "1m", T0, 300.0, 300.0, 300.0, 300.0, 1.0, 1, 300.0, False
+    )

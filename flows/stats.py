@@ -1,0 +1,42 @@
+"""`FlowStats`: the flow's counters, reported as a log line and a NATS message.
+
+Counters since the worker started: `messages`, `trades` (applied), `duplicates`,
+`dead_letters.<reason>` (late, spike, undecodable, missing_field, bad_price, ...),
+`candles_closed` and `indicator_values`. Every `interval_s` the report is logged and returned
+as JSON (`{"worker": 0, "counts": {...}}`) for the sink to publish on `stats.flow.<worker>`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+
+import msgspec
+
+log = logging.getLogger(__name__)
+
+
+class FlowStats:
+    def __init__(self, worker: int, *, interval_s: float, clock: Callable[[], float]) -> None:
+        self.worker = worker
+        self.counts: Counter[str] = Counter()
+        self._interval_s = interval_s
+        self._clock = clock
+        self._next = clock() + interval_s
+
+    def add(self, counts: Mapping[str, int]) -> None:
+        self.counts.update(counts)
+
+    def report_if_due(self) -> bytes | None:
+        """The JSON report when the interval has passed (logging it too), else None."""
+        now = self._clock()
+        if now < self._next:
+            return None
+        self._next = now + self._interval_s
+        counts = dict(sorted(self.counts.items()))
+        log.info(
+            "flow worker %d: %s", self.worker,
+            " ".join(f"{name}={value}" for name, value in counts.items()) or "idle",
+        )
+        return msgspec.json.encode({"worker": self.worker, "counts": counts})

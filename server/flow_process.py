@@ -1,0 +1,168 @@
+"""`candlegraph flow`: run the candle dataflow as one process, a local cluster, or one member.
+
+- One worker (the default): this process runs the whole flow.
+- `--workers N`: this process starts N worker processes on this machine (Bytewax workers that
+  are threads share the GIL, so the flow scales with processes) and supervises them: a
+  signal stops them all, and if one fails the others are stopped too.
+- `--addresses host:port,... --process-id I`: this process is member I of a Bytewax cluster
+  spread over machines; every member is started with the same list.
+
+Each of the N processes owns one shard (`exchange:symbol` by CRC-32, `flows.shards`).
+With recovery on, Bytewax snapshots state every `snapshot_interval_s` into
+`DATA/recovery/process-I-of-N/part-I.sqlite3` (process I keeps partition I of N), so members
+on different machines need no shared disk. Recovery data is tied to N: starting with another
+number of workers while data for N exists is refused, with a message saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+
+from server.processes import free_port, spawn, stop_all
+from server.settings import PREFIX, Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+
+def run_flow(settings: Settings) -> int:
+    if settings.flow_workers > 1 and not settings.flow_addresses:
+        return _run_local_cluster(settings)
+    return _run_member(settings)
+
+
+def recovery_dir(settings: Settings, process_id: int, processes: int) -> Path:
+    """This process's recovery partition, created on first use (see the module docstring)."""
+    base = settings.data_dir / "recovery"
+    base.mkdir(parents=True, exist_ok=True)
+    name = f"process-{process_id}-of-{processes}"
+    others = sorted(
+        p.name for p in base.glob("process-*-of-*")
+        if not p.name.endswith(f"-of-{processes}")
+    )
+    if others:
+        raise SettingsError(
+            f"recovery data under {base} was written by a flow with another number of workers"
+            f" ({', '.join(others)}); run with that many workers, or remove those directories"
+            " to start afresh"
+        )
+    target = base / name
+    if not target.exists():
+        from bytewax.recovery import init_db_dir
+
+        with tempfile.TemporaryDirectory(dir=base, prefix=".init-") as tmp:
+            parts = Path(tmp) / "parts"
+            parts.mkdir()
+            init_db_dir(parts, processes)
+            for part in parts.iterdir():
+                if part.name != f"part-{process_id}.sqlite3":
+                    part.unlink()
+            with contextlib.suppress(FileExistsError, OSError):
+                parts.rename(target)
+    return target
+
+
+def _run_member(settings: Settings) -> int:
+    from bytewax.recovery import RecoveryConfig
+    from bytewax.run import cli_main
+
+    from flows.dataflow import build_flow
+    from flows.jetstream_source import JetStreamSource
+    from flows.sink import StoreAndPublishSink
+    from market.indicators import parse_indicators
+    from market.spike_filter import SpikeFilter
+    from market.timeframes import parse_timeframes
+    from server.stores import open_store
+
+    addresses = list(settings.flow_addresses)
+    processes = len(addresses) or 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # The first signal ends the input so in-flight messages are written and acked;
+        # a second one aborts.
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    recovery = None
+    if settings.flow_recovery:
+        recovery = RecoveryConfig(recovery_dir(settings, settings.flow_process_id, processes))
+    flow = build_flow(
+        JetStreamSource(settings.nats_url, stop=stop),
+        StoreAndPublishSink(
+            settings.nats_url, lambda: open_store(settings),
+            stats_interval_s=settings.flow_stats_interval_s,
+        ),
+        timeframes=parse_timeframes(list(settings.timeframes)),
+        allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
+        indicators=parse_indicators(settings.indicators),
+        forming_interval=timedelta(milliseconds=settings.forming_interval_ms),
+        spike_filter=SpikeFilter(sigmas=settings.spike_sigmas),
+        shards=processes,
+    )
+    log.info(
+        "dataflow process %d of %d reading %s, writing the %s store",
+        settings.flow_process_id, processes, settings.nats_url, settings.store,
+    )
+    try:
+        cli_main(
+            flow,
+            workers_per_process=1,
+            process_id=settings.flow_process_id if addresses else None,
+            addresses=addresses or None,
+            epoch_interval=timedelta(seconds=settings.snapshot_interval_s),
+            recovery_config=recovery,
+        )
+    except KeyboardInterrupt:
+        log.info("dataflow stopped")
+    return 0
+
+
+def _run_local_cluster(settings: Settings) -> int:
+    count = settings.flow_workers
+    addresses = tuple(f"127.0.0.1:{free_port()}" for _ in range(count))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+    children: list[subprocess.Popen] = []
+    try:
+        for process_id in range(count):
+            member = settings.with_overrides(
+                flow_addresses=addresses, flow_process_id=process_id
+            )
+            if settings.flow_recovery:
+                recovery_dir(member, process_id, count)  # refuses a mismatch before starting
+            children.append(spawn(
+                [sys.executable, "-m", "server.cli", "flow"],
+                env={**base_env, **member.to_env()},
+            ))
+        log.info("dataflow started %d worker processes: %s", count, ", ".join(addresses))
+        while not stop.is_set():
+            failed = [c for c in children if c.poll() is not None]
+            if failed:
+                log.error("flow worker %s exited with %s; stopping the others",
+                          failed[0].pid, failed[0].returncode)
+                return 1
+            stop.wait(0.2)
+        return 0
+    finally:
+        stop_all(children, timeout_s=15)
+
