@@ -1,12 +1,15 @@
-"""The Starlette application: GraphQL (with GraphiQL), health and readiness.
+"""The Starlette application: GraphQL (with GraphiQL), health, readiness and metrics.
 
-Shared clients (the NATS connection and the store) are opened in the lifespan and reach
-requests through `request.state`, never through module globals.
+Shared clients (the NATS connection, the store, the candle fan-out) are opened in the lifespan
+and reach requests through `request.state`, never through module globals. Each request (or
+websocket) gets its own GraphQL context, holding who the caller is (`server.auth`). Every
+response carries an `X-Request-ID` (`server.logs`); CORS is on only for configured origins.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -14,20 +17,31 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import nats
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 
 from db.store import Store
 from graphql_schema.context import Context, Limits
 from graphql_schema.schema import build_schema
-from server.feed import NatsCandleFeed
+from server.auth import ApiKeys, Caller, Gate
+from server.backtests import BacktestService
+from server.fanout import CandleFanout
+from server.flowlag import FlowLag
+from server.logs import RequestIds
+from server.metrics import Metrics
+from server.ratelimit import Rate
 from server.settings import Settings
 from server.stores import open_store
 
@@ -47,7 +61,8 @@ query LatestCandles {
     },
     {"query": "# Markets with stored candles\nquery Symbols {\n  symbols { exchange symbol }\n}\n"},
     {
-        "query": """# Live candles, forming and closed (press play, then stop)
+        "query": """# Live candles, forming and closed (press play, then stop).
+# With since: "<ISO time>" it first replays the stored candles from then on.
 subscription LiveCandles {
   candles(exchange: "sim", symbol: "ETH-USDT", timeframe: "1s") {
     ts open high low close volume closed
@@ -58,15 +73,31 @@ subscription LiveCandles {
 ]
 
 
-class CandleGraphQL(GraphQL):
-    """Strawberry's ASGI app with our context and our offline GraphiQL page."""
+class CandleGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI app with our context, our access gate and our offline GraphiQL page."""
 
-    def __init__(self, *args: Any, page: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, page: str, gate: Gate, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._page = page
+        self._gate = gate
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        return request.state.context
+        caller = self._gate.caller(request.headers.get("authorization"))
+        return dataclasses.replace(request.state.context, access=caller, connection_params=None)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        # Browsers cannot set headers on a websocket: the key may come in connection_init.
+        caller = context.access
+        assert isinstance(caller, Caller)
+        caller.present_connection_params(context.connection_params)
+        if caller.refused is not None:
+            raise ConnectionRejectionError({"message": caller.refused})
+        return UNSET
+
+    def encode_json(self, data: object) -> str:
+        # msgspec is several times faster than json.dumps; text, because a websocket frame of
+        # bytes would be a binary one.
+        return msgspec.json.encode(data).decode()
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(self._page)
@@ -82,27 +113,49 @@ def graphiql_page() -> str:
 def create_app(
     settings: Settings, *, store_factory: Callable[[Settings], Store] = open_store
 ) -> Starlette:
+    metrics = Metrics()
+    flow_lag = FlowLag()
+    metrics.registry.register(flow_lag)
+    gate = Gate(
+        ApiKeys(settings.api_keys),
+        public_queries=settings.public_queries,
+        mutation_rate=Rate.parse(settings.mutation_rate),
+    )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         store = store_factory(settings)
         nc = await nats.connect(
             settings.nats_url, name="candlegraph-server", max_reconnect_attempts=-1
         )
+        fanout = CandleFanout(nc, capacity=settings.subscription_buffer, metrics=metrics.fanout)
+        await flow_lag.watch(nc)
+        # Its worker processes import the engine in the background: ready at once.
+        backtests = BacktestService(store, settings)
+        await backtests.start()
+        # Per request, `CandleGraphQL.get_context` replaces `access` with the caller's.
         context = Context(
             store=store,
-            feed=NatsCandleFeed(nc),
+            feed=fanout,
             limits=Limits(timeframes=settings.timeframes, max_candles=settings.max_candles),
+            access=gate.caller(None),
+            backtests=backtests,
         )
         try:
-            yield {"context": context, "nc": nc, "store": store}
+            yield {"context": context, "nc": nc, "store": store, "fanout": fanout}
         finally:
+            await backtests.close()
+            await flow_lag.stop()
+            await fanout.close()
             await nc.drain()
             store.close()
 
     graphql = CandleGraphQL(
-        build_schema(),
+        build_schema(extensions=[metrics.extension]),
         page=graphiql_page(),
+        gate=gate,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+        allowed_origins=settings.cors_origins,
     )
 
     async def health(request: Request) -> JSONResponse:
@@ -123,12 +176,29 @@ def create_app(
             Route("/", root),
             Route("/health", health),
             Route("/ready", ready),
+            Route("/metrics", metrics.endpoint),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Mount("/graphiql-assets", StaticFiles(directory=STATIC / "graphiql")),
         ],
+        middleware=_middleware(settings),
         lifespan=lifespan,
     )
+
+
+def _middleware(settings: Settings) -> list[Middleware]:
+    # The request id is outermost, so even a CORS preflight answer carries it.
+    middleware = [Middleware(RequestIds)]
+    if settings.cors_origins:
+        middleware.append(Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            max_age=600,
+        ))
+    return middleware
 
 
 async def _checks(request: Request) -> dict[str, str]:

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
-from functools import partial
 from pathlib import Path
-from types import FrameType
 
+from server.logs import configure_logging
 from server.settings import Settings, SettingsError
 
 log = logging.getLogger("candlegraph")
@@ -62,6 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     flow.add_argument(
         "--timeframes", type=lambda s: tuple(s.split(",")), help="e.g. 1s,1m,5m"
     )
+    flow.add_argument(
+        "--workers", type=int, dest="flow_workers",
+        help="worker processes to start on this machine (default 1)",
+    )
+    flow.add_argument(
+        "--addresses", dest="flow_addresses", type=lambda s: tuple(s.split(",")),
+        help="for a cluster across machines: host:port of every process, comma-separated",
+    )
+    flow.add_argument(
+        "--process-id", type=int, dest="flow_process_id",
+        help="with --addresses: this process's index in that list",
+    )
 
     simulate = command("simulate", "Run the trade simulator feed only.")
     nats_url(simulate)
@@ -80,10 +90,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except (SettingsError, TypeError) as error:
         print(f"candlegraph: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     match args.command:
         case "up":
             from server.up import run_up
@@ -108,46 +115,25 @@ def _serve(settings: Settings) -> int:
 
     from server.app import create_app
 
+    app = create_app(settings)
+    # The ~150k objects of the imported libraries live as long as the process: keep them out
+    # of the collector's full passes (~70 ms each here), which would stall every live stream.
+    gc.freeze()
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-        ws_ping_interval=20,
+        app, host=settings.host, port=settings.port, log_level="warning", ws_ping_interval=20,
+        log_config=None,  # uvicorn's own lines go through our (JSON) handler too
     )
     return 0
 
 
 def _flow(settings: Settings) -> int:
-    from bytewax.run import cli_main
+    from server.flow_process import run_flow
 
-    from db.sqlite import SqliteStore
-    from flows.dataflow import build_flow
-    from flows.jetstream_source import JetStreamSource
-    from flows.sink import StoreAndPublishSink
-    from market.timeframes import parse_timeframes
-
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        # The first signal ends the input so in-flight messages are written and acked;
-        # a second one aborts.
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    flow = build_flow(
-        JetStreamSource(settings.nats_url, stop=stop),
-        StoreAndPublishSink(settings.nats_url, partial(SqliteStore, settings.store_path)),
-        timeframes=parse_timeframes(list(settings.timeframes)),
-        allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
-    )
-    log.info("dataflow reading %s, writing %s", settings.nats_url, settings.store_path)
     try:
-        cli_main(flow, workers_per_process=1)
-    except KeyboardInterrupt:
-        log.info("dataflow stopped")
-    return 0
+        return run_flow(settings)
+    except SettingsError as error:
+        print(f"candlegraph flow: {error}", file=sys.stderr)
+        return 2
 
 
 def _simulate(settings: Settings) -> int:

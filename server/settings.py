@@ -7,14 +7,19 @@ Built once in `main` (or by a test) and passed down. Every variable is listed in
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from market.timeframes import TimeframeError, parse_timeframes
+from market.indicators import DEFAULT_INDICATORS_TEXT, IndicatorConfigError, parse_indicators
+from market.timeframes import STANDARD_TIMEFRAMES, TimeframeError, parse_timeframes
+from server.ratelimit import Rate, RateError
 
 PREFIX = "CANDLEGRAPH_"
+_API_KEY_ENTRY = re.compile(r"^[A-Za-z0-9_.-]{1,64}:[0-9a-f]{64}$")
+_ORIGIN = re.compile(r"^https?://[^/\s]+$")
 
 
 class SettingsError(ValueError):
@@ -46,20 +51,54 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     store: str = "embedded"
-    timeframes: tuple[str, ...] = ("1s", "1m")
+    timeframes: tuple[str, ...] = STANDARD_TIMEFRAMES
     allowed_lateness_s: float = 5.0
     max_candles: int = 10_000
+    # The dataflow (`candlegraph flow`): indicators as a spec string (market.indicators), the
+    # least time between two publishes of a forming candle, the spike filter (sigmas; 0 is
+    # off), worker processes (and, for a cluster across machines, every process's host:port
+    # with this one's index), Bytewax recovery under data_dir/recovery, its snapshot interval,
+    # and how often each worker reports its counters.
+    indicators: str = DEFAULT_INDICATORS_TEXT
+    forming_interval_ms: int = 250
+    spike_sigmas: float = 0.0
+    flow_workers: int = 1
+    flow_addresses: tuple[str, ...] = ()
+    flow_process_id: int = 0
+    flow_recovery: bool = True
+    snapshot_interval_s: float = 10.0
+    flow_stats_interval_s: float = 10.0
     sim_symbols: tuple[str, ...] = field(
         default=("BTC-USDT", "ETH-USDT", "SOL-USDT", "BNB-USDT", "XRP-USDT")
     )
     sim_rate: float = 200.0
     sim_seed: int = 1
+    # QuestDB (store "questdb"): ILP over HTTP (`http://[user:pass@]host:9000`), and the
+    # PostgreSQL wire for reads (`postgresql://user:password@host:8812/qdb`).
     questdb_url: str = ""
+    questdb_pg_url: str = ""
     log_level: str = "INFO"
+    log_format: str = "json"
+    # API keys as `name:sha256-hex-of-the-key` entries (see server/auth.py); none: no auth.
+    api_keys: tuple[str, ...] = ()
+    public_queries: bool = True
+    mutation_rate: str = "10/min"
+    cors_origins: tuple[str, ...] = ()
+    subscription_buffer: int = 256
+    # Backtests: worker processes, and the most runs one parameter sweep may ask for (at most
+    # strategies.sweep.MAX_COMBINATIONS, 1000).
+    backtest_workers: int = 2
+    sweep_max_runs: int = 200
 
     def __post_init__(self) -> None:
         if self.store not in {"embedded", "questdb"}:
             raise SettingsError(f"store must be 'embedded' or 'questdb', got {self.store!r}")
+        if self.store == "questdb" and not (self.questdb_url and self.questdb_pg_url):
+            raise SettingsError(
+                "store 'questdb' needs CANDLEGRAPH_QUESTDB_URL (ILP/HTTP, e.g."
+                " http://127.0.0.1:9000) and CANDLEGRAPH_QUESTDB_PG_URL (e.g."
+                " postgresql://admin:quest@127.0.0.1:8812/qdb)"
+            )
         for name in ("port", "nats_port"):
             value = getattr(self, name)
             if not 0 <= value <= 65535:
@@ -74,6 +113,56 @@ class Settings:
             parse_timeframes(list(self.timeframes))
         except TimeframeError as error:
             raise SettingsError(f"timeframes: {error}") from error
+        try:
+            parse_indicators(self.indicators)
+        except IndicatorConfigError as error:
+            raise SettingsError(f"indicators: {error}") from error
+        if self.forming_interval_ms < 0:
+            raise SettingsError(
+                f"forming_interval_ms must be >= 0, got {self.forming_interval_ms}"
+            )
+        if self.spike_sigmas < 0:
+            raise SettingsError(f"spike_sigmas must be >= 0 (0 is off), got {self.spike_sigmas}")
+        if not 1 <= self.flow_workers <= 64:
+            raise SettingsError(f"flow_workers must be 1 to 64 processes, got {self.flow_workers}")
+        if self.flow_addresses and not 0 <= self.flow_process_id < len(self.flow_addresses):
+            raise SettingsError(
+                f"flow_process_id must index flow_addresses (0 to"
+                f" {len(self.flow_addresses) - 1}), got {self.flow_process_id}"
+            )
+        for name in ("snapshot_interval_s", "flow_stats_interval_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be > 0 s, got {getattr(self, name)}")
+        if self.log_format not in {"json", "text"}:
+            raise SettingsError(f"log_format must be 'json' or 'text', got {self.log_format!r}")
+        try:
+            Rate.parse(self.mutation_rate)
+        except RateError as error:
+            raise SettingsError(f"mutation_rate: {error}") from error
+        if self.subscription_buffer < 1:
+            raise SettingsError(
+                f"subscription_buffer must be >= 1 candle, got {self.subscription_buffer}"
+            )
+        if not 1 <= self.backtest_workers <= 64:
+            raise SettingsError(
+                f"backtest_workers must be 1 to 64 processes, got {self.backtest_workers}"
+            )
+        if not 1 <= self.sweep_max_runs <= 1000:
+            raise SettingsError(f"sweep_max_runs must be 1 to 1000, got {self.sweep_max_runs}")
+        names = [entry.partition(":")[0] for entry in self.api_keys]
+        for number, entry in enumerate(self.api_keys, start=1):
+            if not _API_KEY_ENTRY.match(entry):
+                # Never echo the entry: it may be a key pasted by mistake.
+                raise SettingsError(
+                    f"api_keys: entry {number} is not name:<64 hex digits of the key's SHA-256>"
+                )
+        if len(set(names)) != len(names):
+            raise SettingsError(f"api_keys: names must be unique, got {', '.join(names)}")
+        for origin in self.cors_origins:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise SettingsError(
+                    f"cors_origins: expected '*' or scheme://host[:port], got {origin!r}"
+                )
 
     @property
     def store_path(self) -> Path:
@@ -121,9 +210,27 @@ ENVIRONMENT: dict[str, Callable[[str], Any]] = {
     "timeframes": _timeframes,
     "allowed_lateness_s": float,
     "max_candles": int,
+    "indicators": str,
+    "forming_interval_ms": int,
+    "spike_sigmas": float,
+    "flow_workers": int,
+    "flow_addresses": _names,
+    "flow_process_id": int,
+    "flow_recovery": _bool,
+    "snapshot_interval_s": float,
+    "flow_stats_interval_s": float,
     "sim_symbols": _names,
     "sim_rate": float,
     "sim_seed": int,
     "questdb_url": str,
+    "questdb_pg_url": str,
     "log_level": str,
+    "log_format": str,
+    "api_keys": _names,
+    "public_queries": _bool,
+    "mutation_rate": str,
+    "cors_origins": _names,
+    "subscription_buffer": int,
+    "backtest_workers": int,
+    "sweep_max_runs": int,
 }

@@ -130,7 +130,7 @@ def run_sweep(
     runs = _run_all(candles, specs, max_workers, executor, on_progress)
     return SweepResult(
         rank_by=rank_by,
-        runs=_ranked(runs, rank_by),
+        runs=rank_runs(runs, rank_by),
         skipped=skipped,
         elapsed_s=time.perf_counter() - started,
     )
@@ -180,7 +180,9 @@ def _worker_pid(_index: int) -> int:
     return os.getpid()
 
 
-def _ranked(runs: list[SweepRun], rank_by: str) -> list[SweepRun]:
+def rank_runs(runs: list[SweepRun], rank_by: str) -> list[SweepRun]:
+    """`runs` best first by the metric `rank_by` (one of `RANKABLE`), runs where it is
+    undefined last, ties in their given order."""
     larger_is_better = RANKABLE[rank_by]
 
     def key(run: SweepRun) -> tuple[bool, float]:
