@@ -231,6 +231,8 @@ def fanout() -> None:
     if spec is None or spec.loader is None:
         return
     module = importlib.util.module_from_spec(spec)
+    # Registered first, so msgspec can resolve the module's annotations by its name.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     if callable(getattr(module, "main", None)):
         # Its own command line: none of ours.

@@ -163,15 +163,30 @@ class QuestDBStore:
         return [Candle(*row) for row in rows]
 
     def candles_frame(
-        self, exchange: str, symbol: str, timeframe: str, start_ns: int, end_ns: int
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        *,
+        limit: int | None = None,
+        from_start: bool = False,
     ) -> pl.DataFrame:
+        if limit is not None and limit <= 0:
+            return pl.DataFrame(schema=CANDLE_SCHEMA)
+        order = "ASC" if from_start or limit is None else "DESC"
+        tail = "" if limit is None else f" LIMIT {int(limit)}"
         rows = self._query(
             "SELECT cast(ts AS LONG) * 1000 AS ts_ns, open, high, low, close, volume, trades,"
             f" vwap FROM (SELECT * FROM {self._t['candles']}"
             " WHERE exchange = %s AND symbol = %s AND timeframe = %s"
-            " AND ts >= cast(%s AS TIMESTAMP) AND ts < cast(%s AS TIMESTAMP) ORDER BY ts)",
+            " AND ts >= cast(%s AS TIMESTAMP) AND ts < cast(%s AS TIMESTAMP)"
+            f" ORDER BY ts {order}{tail})",
             (exchange, symbol, timeframe, *_us_bounds(start_ns, end_ns)),
         )
+        if order == "DESC":
+            rows.reverse()
         return pl.DataFrame(rows, schema=CANDLE_SCHEMA, orient="row")
 
     def resample(

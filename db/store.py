@@ -108,9 +108,21 @@ class Store(Protocol):
         ...
 
     def candles_frame(
-        self, exchange: str, symbol: str, timeframe: str, start_ns: int, end_ns: int
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        *,
+        limit: int | None = None,
+        from_start: bool = False,
     ) -> pl.DataFrame:
-        """All candles with start_ns <= ts < end_ns as columns (`CANDLE_SCHEMA`), oldest first."""
+        """Candles with start_ns <= ts < end_ns as columns (`CANDLE_SCHEMA`), oldest first.
+
+        All of them, or the newest `limit` (with `from_start`, the oldest), as in `candles`.
+        Columns cost no Python object per candle: the path for backtests and chart series.
+        """
         ...
 
     def resample(

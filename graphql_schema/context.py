@@ -56,6 +56,18 @@ class CandleReader(Protocol):
         from_start: bool = False,
     ) -> list[Candle]: ...
 
+    def candles_frame(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        *,
+        limit: int | None = None,
+        from_start: bool = False,
+    ) -> pl.DataFrame: ...
+
     def latest_candles(self, timeframe: str, exchange: str | None = None) -> list[Candle]: ...
 
     def symbols(self) -> list[tuple[str, str]]: ...

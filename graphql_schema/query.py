@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
-import numpy as np
 import polars as pl
 import strawberry
 from strawberry.scalars import JSON
@@ -168,7 +167,7 @@ class Query:
             from_start=from_start,
         )
         store = info.context.store
-        series = await asyncio.to_thread(lambda: _series(selection, selection.page(store)))
+        series = await asyncio.to_thread(lambda: _series(selection, selection.page_frame(store)))
         if not series.ts:
             await check_known_market(store, exchange, symbol)
         return series
@@ -306,31 +305,34 @@ class Query:
         return series
 
 
-def _page_info(page: Page) -> PageInfo:
-    candles = page.candles
+def _page_info(page: Page[list[CoreCandle]] | Page[pl.DataFrame]) -> PageInfo:
+    first, last = page.first_ts, page.last_ts
     return PageInfo(
-        start_cursor=encode_cursor(candles[0].ts) if candles else None,
-        end_cursor=encode_cursor(candles[-1].ts) if candles else None,
+        start_cursor=encode_cursor(first) if first is not None else None,
+        end_cursor=encode_cursor(last) if last is not None else None,
         has_previous_page=page.has_previous,
         has_next_page=page.has_next,
     )
 
 
-def _series(selection: CandleSelection, page: Page) -> CandleSeries:
-    rows = page.candles
-    ts_ms = np.array([c.ts for c in rows], dtype=np.int64) // NS_PER_MS
+def _series(selection: CandleSelection, page: Page[pl.DataFrame]) -> CandleSeries:
+    frame = page.candles
+
+    def floats(name: str) -> FloatColumn:
+        return FloatColumn.of(frame[name].to_list())
+
     return CandleSeries(
         exchange=selection.exchange,
         symbol=selection.symbol,
         timeframe=selection.timeframe,
-        ts=FloatColumn.of(ts_ms.astype(np.float64).tolist()),
-        open=FloatColumn.of([c.open for c in rows]),
-        high=FloatColumn.of([c.high for c in rows]),
-        low=FloatColumn.of([c.low for c in rows]),
-        close=FloatColumn.of([c.close for c in rows]),
-        volume=FloatColumn.of([c.volume for c in rows]),
-        trades=IntColumn.of([c.trades for c in rows]),
-        vwap=FloatColumn.of([c.vwap for c in rows]),
+        ts=FloatColumn.of((frame["ts"] // NS_PER_MS).cast(pl.Float64).to_list()),
+        open=floats("open"),
+        high=floats("high"),
+        low=floats("low"),
+        close=floats("close"),
+        volume=floats("volume"),
+        trades=IntColumn.of(frame["trades"].to_list()),
+        vwap=floats("vwap"),
         page_info=_page_info(page),
     )
 

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
+
+import polars as pl
 
 from graphql_schema.arguments import (
     check_limit,
@@ -31,12 +34,28 @@ DEFAULT_LIMIT = 1000
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    """Candles oldest first, and whether the range holds candles before and after them."""
+class Page[Rows: (list[Candle], pl.DataFrame)]:
+    """Candles oldest first (objects, or columns as `db.store.CANDLE_SCHEMA`), and whether the
+    range holds candles before and after them."""
 
-    candles: list[Candle]
+    candles: Rows
     has_previous: bool
     has_next: bool
+
+    @property
+    def first_ts(self) -> int | None:
+        return self._ts(0)
+
+    @property
+    def last_ts(self) -> int | None:
+        return self._ts(-1)
+
+    def _ts(self, index: int) -> int | None:
+        if len(self.candles) == 0:
+            return None
+        if isinstance(self.candles, pl.DataFrame):
+            return int(self.candles["ts"][index])
+        return self.candles[index].ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,44 +111,53 @@ class CandleSelection:
 
     def read(self, store: CandleReader) -> list[Candle]:
         """The selected candles, oldest first."""
-        return self._read_page(store, self.limit)
+        return self._read(store, *self._page_bounds(), self.limit, from_start=self._forwards)
 
-    def page(self, store: CandleReader) -> Page:
+    def page(self, store: CandleReader) -> Page[list[Candle]]:
         """The selected candles, and whether the range goes on before and after them."""
+        return self._page(store, self._read)
+
+    def page_frame(self, store: CandleReader) -> Page[pl.DataFrame]:
+        """`page` as columns: no Python object per candle (the chart series path)."""
+        return self._page(store, self._read_frame)
+
+    def _page[Rows: (list[Candle], pl.DataFrame)](
+        self, store: CandleReader, read: _Reader[Rows]
+    ) -> Page[Rows]:
         # One candle more than asked says whether the range goes on in the paging direction;
         # one candle on the other side of the cursor says whether it goes on the other way.
-        candles = self._read_page(store, self.limit + 1)
-        extra = len(candles) > self.limit
-        if self.after_ns is not None or self.from_start:
-            if extra:
-                candles.pop()
+        start, end = self._page_bounds()
+        rows = read(store, start, end, self.limit + 1, from_start=self._forwards)
+        extra = len(rows) > self.limit
+        if self._forwards:
+            rows = rows[: self.limit]
             before = self.after_ns is not None and bool(
                 self._read(store, self.start_ns, self.after_ns + 1, 1, from_start=False)
             )
-            return Page(candles, has_previous=before, has_next=extra)
-        if extra:
-            candles.pop(0)
+            return Page(rows, has_previous=before, has_next=extra)
+        rows = rows[len(rows) - min(len(rows), self.limit):]
         has_next = False
         if self.before_ns is not None:
             has_next = bool(self._read(store, self.before_ns, self.end_ns, 1, from_start=True))
-        return Page(candles, has_previous=extra, has_next=has_next)
+        return Page(rows, has_previous=extra, has_next=has_next)
+
+    @property
+    def _forwards(self) -> bool:
+        return self.after_ns is not None or self.from_start
+
+    def _page_bounds(self) -> tuple[int | None, int | None]:
+        """The [start, end) that the page is read from, cursor applied."""
+        if self.after_ns is not None:
+            start = self.after_ns + 1
+            return (start if self.start_ns is None else max(self.start_ns, start)), self.end_ns
+        end = self.end_ns
+        if self.before_ns is not None:
+            end = self.before_ns if end is None else min(end, self.before_ns)
+        return self.start_ns, end
 
     def read_before(self, store: CandleReader, ts_ns: int, count: int) -> list[Candle]:
         """Up to `count` candles just before `ts_ns`, ignoring the range: warm-up for indicators."""
         return self._read(store, None, ts_ns, count, from_start=False)
-
-    def _read_page(self, store: CandleReader, limit: int) -> list[Candle]:
-        if self.after_ns is not None:
-            start = self.after_ns + 1 if self.start_ns is None else max(
-                self.start_ns, self.after_ns + 1
-            )
-            return self._read(store, start, self.end_ns, limit, from_start=True)
-        if self.from_start:
-            return self._read(store, self.start_ns, self.end_ns, limit, from_start=True)
-        end = self.end_ns
-        if self.before_ns is not None:
-            end = self.before_ns if end is None else min(end, self.before_ns)
-        return self._read(store, self.start_ns, end, limit, from_start=False)
 
     def _read(
         self,
@@ -151,3 +179,41 @@ class CandleSelection:
             self.exchange, self.symbol, self.source, self.timeframe,
             start_ns=start_ns, end_ns=end_ns, limit=limit, from_start=from_start,
         )
+
+    def _read_frame(
+        self,
+        store: CandleReader,
+        start_ns: int | None,
+        end_ns: int | None,
+        limit: int,
+        *,
+        from_start: bool,
+    ) -> pl.DataFrame:
+        if self.source is not None:
+            rows = self._read(store, start_ns, end_ns, limit, from_start=from_start)
+            return pl.DataFrame(
+                {name: [getattr(c, name) for c in rows] for name in _FRAME_COLUMNS},
+                schema=dict.fromkeys(_FRAME_COLUMNS, pl.Float64) | _INT_COLUMNS,
+            )
+        if start_ns is not None and end_ns is not None and end_ns <= start_ns:
+            limit = 0
+        return store.candles_frame(
+            self.exchange, self.symbol, self.timeframe, start_ns, end_ns,
+            limit=limit, from_start=from_start,
+        )
+
+
+class _Reader[Rows](Protocol):
+    def __call__(
+        self,
+        store: CandleReader,
+        start_ns: int | None,
+        end_ns: int | None,
+        limit: int,
+        *,
+        from_start: bool,
+    ) -> Rows: ...
+
+
+_FRAME_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "trades", "vwap")
+_INT_COLUMNS = {"ts": pl.Int64, "trades": pl.Int64}

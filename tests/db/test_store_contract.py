@@ -109,6 +109,19 @@ def test_candles_frame_holds_the_range_as_typed_columns(store: Store) -> None:
     assert store.candles_frame("sim", "BTC-USDT", "1m", 0, T0).height == 0
 
 
+def test_candles_frame_pages_like_candles(store: Store) -> None:
+    store.upsert_candles(minutes(6))
+    for kwargs in ({"limit": 2}, {"limit": 2, "from_start": True}, {"limit": 0}, {}):
+        frame = store.candles_frame("sim", "BTC-USDT", "1m", T0 + M, None, **kwargs)
+        objects = store.candles(
+            "sim", "BTC-USDT", "1m", start_ns=T0 + M, limit=kwargs.get("limit", 100),
+            from_start=kwargs.get("from_start", False),
+        )
+        assert frame.schema == pl.Schema(CANDLE_SCHEMA)
+        assert frame["ts"].to_list() == [c.ts for c in objects], kwargs
+        assert frame["close"].to_list() == [c.close for c in objects], kwargs
+
+
 def test_latest_candles_give_one_per_market_of_the_timeframe(store: Store) -> None:
     store.upsert_candles(
         minutes(3) + minutes(5, symbol="ETH-USDT") + minutes(2, exchange="binance")
@@ -290,6 +303,20 @@ def test_indicator_values_are_upserted_on_their_key(store: Store) -> None:
     store.upsert_indicators(points("a", {0: 1.0, 1: 2.0}))
     store.upsert_indicators(points("a", {0: 1.0, 1: 2.5}))
     assert store.indicators("sim", "BTC-USDT", "1m").rows() == [(T0, 1.0), (T0 + M, 2.5)]
+
+
+def test_writing_some_names_keeps_the_other_names_at_that_ts(store: Store) -> None:
+    store.upsert_indicators(points("a", {0: 1.0, 1: 2.0}) + points("b", {0: 3.0}))
+    store.upsert_indicators(points("b", {0: 4.0, 1: 5.0}) + points("c", {1: 6.0}))
+    assert store.indicators("sim", "BTC-USDT", "1m").rows() == [
+        (T0, 1.0, 4.0, None), (T0 + M, 2.0, 5.0, 6.0)
+    ]
+
+
+def test_every_indicator_value_round_trips_exactly(store: Store) -> None:
+    odd = [0.1, 0.30000000000000004, 1e-12, 123456.789012345, 2.5e-9, 1 / 3, -7.0, 2.0**60]
+    store.upsert_indicators(points("x", dict(enumerate(odd))))
+    assert store.indicators("sim", "BTC-USDT", "1m")["x"].to_list() == odd
 
 
 # Backtests ----------------------------------------------------------------------------------
