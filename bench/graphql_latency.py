@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import polars as pl
 
 from db.sqlite import SqliteStore
 from graphql_schema.context import Context, Limits
@@ -68,10 +69,15 @@ class _MemoryReader:
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
         self._rows = store.candles("sim", "BTC-USDT", "1m", limit=CANDLES + 1)
+        self._frame = store.candles_frame("sim", "BTC-USDT", "1m", limit=CANDLES + 1)
 
     def candles(self, *args: Any, limit: int = 1000, from_start: bool = False,
                 **kwargs: Any) -> list[Candle]:
         return self._rows[-limit:]
+
+    def candles_frame(self, *args: Any, limit: int | None = None, from_start: bool = False,
+                      **kwargs: Any) -> pl.DataFrame:
+        return self._frame if limit is None else self._frame.tail(limit)
 
     def symbols(self) -> list[tuple[str, str]]:
         return self._store.symbols()
