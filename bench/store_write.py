@@ -1,7 +1,13 @@
-"""How fast the stores take candles. Prints `name: value unit` lines, medians of 3 runs:
+"""How fast the stores write candles and indicators. Prints `name: value unit`, medians of 3:
 
 - `embedded_candles_per_s`: `SqliteStore.upsert_candles` in batches of 1,000 (the flow's shape),
   each batch one committed transaction;
+- `embedded_flow_candles_per_s`: the same closer to what the flow's sink writes: 100 symbols,
+  batches of 300 candles in key order, so each commit touches 100 series;
+- `embedded_indicator_values_per_s`: `SqliteStore.upsert_indicators` with the default
+  indicators' 19 values per closed 1-second candle of 100 symbols, sorted as the flow's sink
+  sorts them, in batches of 300 candles (5,700 values, about what the flow's sink writes at a
+  time), each batch one committed transaction; opening and closing the store included;
 - `ilp_buffer_rows_per_s`: a frame of 1,000,000 candles serialized into ILP buffers by the
   questdb client's DataFrame path (protocol 2, binary doubles, what QuestDB 9 negotiates), no
   server; `ilp_buffer_v1_rows_per_s` the same in protocol 1 (text, what QuestDB 8 gets);
@@ -11,7 +17,7 @@
   server: `QuestDBStore.upsert_candles` end to end in batches of 100,000, each returning once
   QuestDB has applied it (tables under a fresh prefix, dropped afterwards).
 
-    python bench/store_write.py [--candles N]
+    python bench/store_write.py [--candles N] [--indicator-candles N]
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -30,23 +36,46 @@ from questdb import Sender
 
 from db.ilp import SYMBOLS, candles_dataframe
 from db.sqlite import SqliteStore
+from db.store import IndicatorPoint
+from market.indicators import IndicatorSet
 from market.messages import Candle
 
 SYMBOL_NAMES = ("BTC-USDT", "ETH-USDT", "SOL-USDT", "BNB-USDT", "XRP-USDT")
+FLOW_SYMBOLS = tuple(f"S{i:03d}-USDT" for i in range(100))  # as in bench/flow_throughput.py
 T0 = 1_704_067_200 * 10**9  # 2024-01-01T00:00:00Z
 CHUNK = 100_000  # rows per ILP buffer, as an auto-flush by rows would cut them
 
 
-def synthetic_candles(count: int) -> list[Candle]:
-    """`count` closed 1-second candles over five symbols, distinct keys, varied prices."""
+def synthetic_candles(count: int, symbols: Sequence[str] = SYMBOL_NAMES) -> list[Candle]:
+    """`count` closed 1-second candles over `symbols` (five by default), distinct keys, varied
+    prices, second by second."""
     candles = []
+    n = len(symbols)
     for i in range(count):
         price = 100.0 + (i % 977) * 0.01
         candles.append(Candle(
-            "sim", SYMBOL_NAMES[i % 5], "1s", T0 + (i // 5) * 10**9, price, price + 0.5,
+            "sim", symbols[i % n], "1s", T0 + (i // n) * 10**9, price, price + 0.5,
             price - 0.5, price + 0.25, 1.0 + (i % 13), 1 + i % 50, price + 0.1, True,
         ))
     return candles
+
+
+def synthetic_indicator_points(
+    candles: int, symbols: Sequence[str] = FLOW_SYMBOLS
+) -> list[IndicatorPoint]:
+    """The default indicators' values for `candles` 1-second candles spread over `symbols`,
+    second by second, as full-precision doubles (their JSON is as long as real ones)."""
+    names = IndicatorSet().keys
+    points = []
+    for i in range(candles):
+        second, s = divmod(i, len(symbols))
+        base = 100.0 * (s + 1) + second / 7.0
+        points.extend(
+            IndicatorPoint("sim", symbols[s], "1s", T0 + second * 10**9, name,
+                           base * (1.0 + j / 97.0))
+            for j, name in enumerate(names)
+        )
+    return points
 
 
 def median_rate(rows: int, run: Callable[[], None], repeat: int = 3) -> float:
@@ -58,15 +87,35 @@ def median_rate(rows: int, run: Callable[[], None], repeat: int = 3) -> float:
     return rows / statistics.median(times)
 
 
-def embedded_rate(candles: list[Candle]) -> float:
+def embedded_rate(
+    candles: list[Candle], per_batch: int = 1000, *, in_key_order: bool = False
+) -> float:
+    batches = [candles[i:i + per_batch] for i in range(0, len(candles), per_batch)]
+    if in_key_order:  # as the flow's sink writes them
+        batches = [sorted(b, key=lambda c: (c.exchange, c.symbol, c.timeframe, c.ts))
+                   for b in batches]
+
     def run() -> None:
         with tempfile.TemporaryDirectory() as directory:
             store = SqliteStore(Path(directory) / "bench.sqlite")
-            for i in range(0, len(candles), 1000):
-                store.upsert_candles(candles[i:i + 1000])
+            for batch in batches:
+                store.upsert_candles(batch)
             store.close()
 
     return median_rate(len(candles), run)
+
+
+def embedded_indicator_rate(points: list[IndicatorPoint], per_batch: int) -> float:
+    batches = [sorted(points[i:i + per_batch]) for i in range(0, len(points), per_batch)]
+
+    def run() -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            store = SqliteStore(Path(directory) / "bench.sqlite")
+            for batch in batches:
+                store.upsert_indicators(batch)
+            store.close()
+
+    return median_rate(len(points), run)
 
 
 def buffer_rate(frame: pd.DataFrame, protocol: int) -> float:
@@ -120,9 +169,17 @@ def questdb_rate(candles: list[Candle], http_url: str, pg_url: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candles", type=int, default=1_000_000, help="candles to write")
+    parser.add_argument("--indicator-candles", type=int, default=12_000,
+                        help="candles whose indicator values to write (19 each)")
     args = parser.parse_args()
     candles = synthetic_candles(args.candles)
     print(f"embedded_candles_per_s: {embedded_rate(candles[:200_000]):,.0f} candles/s")
+    flow_candles = synthetic_candles(60_000, FLOW_SYMBOLS)
+    rate = embedded_rate(flow_candles, per_batch=300, in_key_order=True)
+    print(f"embedded_flow_candles_per_s: {rate:,.0f} candles/s")
+    points = synthetic_indicator_points(args.indicator_candles)
+    rate = embedded_indicator_rate(points, per_batch=300 * len(IndicatorSet().keys))
+    print(f"embedded_indicator_values_per_s: {rate:,.0f} values/s")
     frame = candles_dataframe(candles)
     print(f"ilp_buffer_rows_per_s: {buffer_rate(frame, 2):,.0f} rows/s")
     print(f"ilp_buffer_v1_rows_per_s: {buffer_rate(frame, 1):,.0f} rows/s")

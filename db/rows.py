@@ -1,17 +1,22 @@
 """Table rows to the store's values and back: backtest records and wide indicator frames.
 
 Both stores read rows in the same column order and share these conversions, so a record or an
-indicator frame reads back identically from either.
+indicator frame reads back identically from either. The embedded store keeps the values of one
+(series, ts) as one JSON object: `indicator_objects` builds them, `indicator_object_frame` reads
+them back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import operator
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import msgspec
 import polars as pl
 
-from db.store import BacktestRecord, StoreError
+from db.store import BacktestRecord, IndicatorPoint, StoreError
 
 #: Columns of the `backtests` table, in the order of `BacktestRecord`'s fields.
 BACKTEST_COLUMNS: tuple[str, ...] = BacktestRecord.__struct_fields__
@@ -48,3 +53,47 @@ def indicator_frame(
             for n in names
         ],
     ).sort("ts")
+
+
+class IndicatorObject(NamedTuple):
+    """The values of one series at one ts as a JSON object, e.g. `{"sma_20":101.25}`."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+    ts: int
+    names: tuple[str, ...]
+    values_json: str
+
+
+_KEY = operator.itemgetter(0, 1, 2, 3)
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(dict[str, float | None])
+
+
+def indicator_objects(points: Iterable[IndicatorPoint]) -> list[IndicatorObject]:
+    """One object per run of consecutive points with the same (exchange, symbol, timeframe, ts),
+    so sorted points give one per key; the last value of a name in a run wins.
+
+    Floats are written in their shortest form that reads back to the same double. NaN and
+    infinities are written as `null`, which the store reads as no value.
+    """
+    objects = []
+    for (exchange, symbol, timeframe, ts), run in itertools.groupby(points, _KEY):
+        values = {point[4]: point[5] for point in run}
+        json = _ENCODER.encode(values).decode()
+        objects.append(IndicatorObject(exchange, symbol, timeframe, ts, tuple(values), json))
+    return objects
+
+
+def indicator_object_frame(rows: Sequence[tuple[int, str]], names: Sequence[str]) -> pl.DataFrame:
+    """(ts, JSON object) rows, oldest first, as the frame of `indicator_frame`."""
+    try:
+        objects = [_DECODER.decode(row[1]) for row in rows]
+    except msgspec.DecodeError as error:
+        message = f"stored indicator values are not a JSON object of numbers: {error}"
+        raise StoreError(message) from error
+    columns: dict[str, list] = {"ts": [row[0] for row in rows]}
+    for name in names:
+        columns[name] = [values.get(name) for values in objects]
+    return pl.DataFrame(columns, schema={"ts": pl.Int64(), **dict.fromkeys(names, pl.Float64())})

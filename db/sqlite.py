@@ -2,24 +2,40 @@
 
 WAL lets the flow process write while server processes read. Each write call is one
 transaction, committed before it returns, with `synchronous=NORMAL`: a committed batch survives
-a crash of the process (the guarantee acks rely on), though not a power cut.
+a crash of the process (the guarantee acks rely on), though not a power cut. A thread of the
+writing process copies the WAL into the file (`db.sqlite_checkpoint`), so commits do not wait
+for that.
 
 Besides the data tables, `series` keeps each series' extent (first and latest candle start,
 latest close), updated in the same transaction as the candles. It answers `symbols`,
 `symbol_summaries` and `latest_candles` without scanning candles, and bounds resampling.
 A store file written before `series` existed is back-filled once when opened.
+
+Indicator values are one row per (series, ts) holding a JSON object of every name (see
+`db.sqlite_tables`); a write merges its names into the stored object with `json_patch`, so
+writing some names keeps the others. A store file with the earlier one-row-per-value
+`indicators` table is migrated once when opened, in one transaction.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
 
-from db.rows import BACKTEST_COLUMNS, backtest_record, backtest_row, indicator_frame
+from db.rows import (
+    BACKTEST_COLUMNS,
+    IndicatorObject,
+    backtest_record,
+    backtest_row,
+    indicator_object_frame,
+    indicator_objects,
+)
 from db.series import (
     SeriesExtent,
     bucket_closed,
@@ -28,7 +44,8 @@ from db.series import (
     source_range,
     summaries,
 )
-from db.sqlite_tables import BACKFILL_SERIES, SCHEMA
+from db.sqlite_checkpoint import FALLBACK_PAGES, Checkpointer
+from db.sqlite_tables import BACKFILL_SERIES, INDICATORS_VIEW, SCHEMA
 from db.store import (
     BACKTEST_EQUITY_SCHEMA,
     BACKTEST_TRADE_SCHEMA,
@@ -61,10 +78,16 @@ ON CONFLICT (exchange, symbol, timeframe) DO UPDATE SET
                       ELSE last_close END
 """
 
-_UPSERT_INDICATOR = """
-INSERT INTO indicators (exchange, symbol, timeframe, ts, name, value) VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (exchange, symbol, timeframe, ts, name) DO UPDATE SET value = excluded.value
+# RFC 7396 merge: names in the write replace or add, a null removes, the others stay.
+_UPSERT_INDICATOR_VALUES = """
+INSERT INTO indicator_values (series, ts, values_json) VALUES (?, ?, ?)
+ON CONFLICT (series, ts) DO UPDATE SET values_json = json_patch(values_json, excluded.values_json)
 """
+
+_SERIES_ID = "SELECT id FROM series_ids WHERE exchange = ? AND symbol = ? AND timeframe = ?"
+
+#: Old-layout rows migrated per step, so a large file needs no more memory than this.
+_MIGRATE_CHUNK = 100_000
 
 _TRADE_COLUMNS = ", ".join(BACKTEST_TRADE_SCHEMA)
 _EQUITY_COLUMNS = ", ".join(BACKTEST_EQUITY_SCHEMA)
@@ -74,21 +97,41 @@ _MAX_TS = 2**63 - 1
 
 
 class SqliteStore:
-    """`Store` over one SQLite file. Safe to share between threads of one process."""
+    """`Store` over one SQLite file. Safe to share between threads of one process.
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
+    `checkpoint_interval_s`: the least time between two background checkpoints; None leaves
+    them to SQLite, inside the commits.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout_s: float = 10.0,
+        checkpoint_interval_s: float | None = 0.5,
+    ) -> None:
         self.path = path
         self._timeout = busy_timeout_s
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._checkpoint_interval_s = checkpoint_interval_s
+        self._checkpointer: Checkpointer | None = None  # started by the first write
+        # Committed facts only (ids are never reassigned), so they hold across processes.
+        self._series_ids: dict[tuple[str, str, str], int] = {}
+        self._stored_names: set[tuple[str, str, str, tuple[str, ...]]] = set()
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connection()
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             with self._write_lock:
-                conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
-                if self._read("SELECT NOT EXISTS (SELECT 1 FROM series)", ())[0][0]:
+                conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA}")
+                if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM series)").fetchone()[0]:
                     conn.execute(BACKFILL_SERIES)
+                layout = conn.execute("SELECT type FROM sqlite_master WHERE name = 'indicators'")
+                if layout.fetchone() == ("table",):
+                    self._migrate_indicators(conn)
+                conn.execute(INDICATORS_VIEW)
+                conn.execute("COMMIT")
         except sqlite3.Error as error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -100,6 +143,8 @@ class SqliteStore:
             try:
                 conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
                 conn.execute("PRAGMA synchronous=NORMAL")
+                if self._checkpoint_interval_s is not None:
+                    conn.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
             except sqlite3.Error as error:
                 raise StoreError(f"cannot open SQLite store at {self.path}: {error}") from error
             self._local.conn = conn
@@ -155,15 +200,33 @@ class SqliteStore:
         return [Candle(*row[:11], bool(row[11])) for row in rows]
 
     def candles_frame(
-        self, exchange: str, symbol: str, timeframe: str, start_ns: int, end_ns: int
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        *,
+        limit: int | None = None,
+        from_start: bool = False,
     ) -> pl.DataFrame:
+        descending = limit is not None and not from_start
         sql = (
             "SELECT ts, open, high, low, close, volume, trades, vwap FROM candles"
             " WHERE exchange = ? AND symbol = ? AND timeframe = ? AND ts >= ? AND ts < ?"
-            " ORDER BY ts"
+            f" ORDER BY ts {'DESC' if descending else 'ASC'} LIMIT ?"
         )
-        rows = self._read(sql, (exchange, symbol, timeframe, start_ns, end_ns))
-        return pl.DataFrame(rows, schema=CANDLE_SCHEMA, orient="row")
+        lo, hi = _bounds(start_ns, end_ns)
+        count = -1 if limit is None else max(limit, 0)
+        rows = self._read(sql, (exchange, symbol, timeframe, lo, hi, count))
+        if descending:
+            rows.reverse()
+        # Columns straight from the rows: one list per column, no object per candle.
+        columns = zip(*rows, strict=True) if rows else [()] * len(CANDLE_SCHEMA)
+        return pl.DataFrame(
+            [pl.Series(name, values, dtype=dtype)
+             for (name, dtype), values in zip(CANDLE_SCHEMA.items(), columns, strict=True)]
+        )
 
     def resample(
         self,
@@ -267,12 +330,59 @@ class SqliteStore:
     def upsert_indicators(self, points: Sequence[IndicatorPoint]) -> None:
         if not points:
             return
-        names = sorted({(p.exchange, p.symbol, p.timeframe, p.name) for p in points})
-        self._write(
-            f"writing {len(points)} indicator values",
-            (_UPSERT_INDICATOR, points),
-            ("INSERT OR IGNORE INTO indicator_names VALUES (?, ?, ?, ?)", names),
+        objects = indicator_objects(points)
+        with self._transaction(f"writing {len(points)} indicator values") as conn:
+            ids, names = self._write_indicator_objects(conn, objects)
+        self._series_ids.update(ids)
+        self._stored_names.update(names)
+
+    def _write_indicator_objects(
+        self, conn: sqlite3.Connection, objects: Sequence[IndicatorObject]
+    ) -> tuple[dict[tuple[str, str, str], int], set[tuple[str, str, str, tuple[str, ...]]]]:
+        """Upsert the objects in the open transaction; return the series ids and name sets it
+        wrote, for the caller to remember once committed."""
+        ids = self._resolve_series_ids(conn, {o[:3] for o in objects})
+        conn.executemany(
+            _UPSERT_INDICATOR_VALUES, [(ids[o[:3]], o.ts, o.values_json) for o in objects]
         )
+        names = {(*o[:3], o.names) for o in objects}.difference(self._stored_names)
+        if names:
+            conn.executemany(
+                "INSERT OR IGNORE INTO indicator_names VALUES (?, ?, ?, ?)",
+                sorted({(e, s, tf, name) for e, s, tf, some in names for name in some}),
+            )
+        return ids, names
+
+    def _resolve_series_ids(
+        self, conn: sqlite3.Connection, keys: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], int]:
+        """The id of each (exchange, symbol, timeframe), adding the new ones in the open
+        transaction."""
+        ids = {}
+        for key in keys:
+            id = self._series_ids.get(key)
+            if id is None:
+                conn.execute(
+                    "INSERT INTO series_ids (exchange, symbol, timeframe) VALUES (?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    key,
+                )
+                id = conn.execute(_SERIES_ID, key).fetchone()[0]
+            ids[key] = id
+        return ids
+
+    def _migrate_indicators(self, conn: sqlite3.Connection) -> None:
+        """Move the rows of the earlier `indicators` table (one per value) into
+        `indicator_values`, then drop it. Python writes the JSON: SQLite's own rendering of a
+        REAL keeps 15 digits, not every bit."""
+        old = conn.execute(
+            "SELECT exchange, symbol, timeframe, ts, name, value FROM indicators"
+            " ORDER BY exchange, symbol, timeframe, ts, name"
+        )
+        # A (series, ts) cut by a chunk boundary is written twice; the upsert merges it.
+        while chunk := old.fetchmany(_MIGRATE_CHUNK):
+            self._write_indicator_objects(conn, indicator_objects(chunk))
+        conn.execute("DROP TABLE indicators")
 
     def indicators(
         self,
@@ -286,6 +396,10 @@ class SqliteStore:
         limit: int = 1000,
     ) -> pl.DataFrame:
         key = (exchange, symbol, timeframe)
+        lo, hi = _bounds(start_ns, end_ns)
+        sql = f"SELECT ts, values_json FROM indicator_values WHERE series = ({_SERIES_ID})"
+        sql += " AND ts >= ? AND ts < ?"
+        params: tuple[object, ...] = (*key, lo, hi)
         if names is None:
             rows = self._read(
                 "SELECT name FROM indicator_names"
@@ -293,26 +407,17 @@ class SqliteStore:
                 key,
             )
             names = [row[0] for row in rows]
-        names = list(names)
-        lo, hi = _bounds(start_ns, end_ns)
-        marks = ", ".join("?" * len(names))
-        where = (
-            "exchange = ? AND symbol = ? AND timeframe = ? AND ts >= ? AND ts < ?"
-            f" AND name IN ({marks})"
-        )
-        params = (*key, lo, hi, *names)
-        oldest = self._read(
-            f"SELECT min(ts) FROM (SELECT DISTINCT ts FROM indicators WHERE {where}"
-            " ORDER BY ts DESC LIMIT ?)",
-            (*params, max(limit, 0)),
-        )[0][0]
-        rows = []
-        if oldest is not None:
-            rows = self._read(
-                f"SELECT ts, name, value FROM indicators WHERE {where} AND ts >= ?",
-                (*params, oldest),
+        else:
+            # Only the timestamps where some of the names has a value.
+            names = list(names)
+            sql += (
+                " AND EXISTS (SELECT 1 FROM json_each(values_json)"
+                f" WHERE key IN ({', '.join('?' * len(names))}) AND type != 'null')"
             )
-        return indicator_frame(rows, names)
+            params += tuple(names)
+        rows = self._read(f"{sql} ORDER BY ts DESC LIMIT ?", (*params, max(limit, 0)))
+        rows.reverse()
+        return indicator_object_frame(rows, names)
 
     # Backtests -----------------------------------------------------------------------------
     def put_backtest(self, record: BacktestRecord) -> None:
@@ -396,6 +501,10 @@ class SqliteStore:
         self._read("SELECT 1", ())
 
     def close(self) -> None:
+        with self._write_lock:
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
+                self._checkpointer = None
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -403,19 +512,41 @@ class SqliteStore:
 
     def _write(self, what: str, *statements: tuple[str, Sequence[Sequence[object]]]) -> None:
         """Run each (sql, rows) with executemany in one transaction, committed on return."""
+        with self._transaction(what) as conn:
+            for sql, rows in statements:
+                conn.executemany(sql, rows)
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed when the block ends, rolled back if it raises."""
         conn = self._connection()
         with self._write_lock:
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for sql, rows in statements:
-                    conn.executemany(sql, rows)
+                yield conn
                 conn.execute("COMMIT")
-            except sqlite3.Error as error:
+            except BaseException as error:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                raise StoreError(f"{what} to {self.path}: {error}") from error
+                if isinstance(error, sqlite3.Error):
+                    raise StoreError(f"{what} to {self.path}: {error}") from error
+                raise
+            self._checkpoint_soon()
 
-    def _read(self, sql: str, params: Sequence[object] | dict[str, object]) -> list[tuple]:
+    def _checkpoint_soon(self) -> None:
+        """Tell the checkpointer a commit is in the WAL, starting it first if need be."""
+        if self._checkpoint_interval_s is None:
+            return
+        if self._checkpointer is None:
+            checkpointer = Checkpointer(
+                self.path, interval_s=self._checkpoint_interval_s, busy_timeout_s=self._timeout
+            )
+            # A store dropped without `close()` ends its thread, too.
+            weakref.finalize(self, checkpointer.stop, wait=False)
+            self._checkpointer = checkpointer
+        self._checkpointer.due()
+
+    def _read(self, sql: str, params: Sequence[object] | Mapping[str, object]) -> list[tuple]:
         try:
             return self._connection().execute(sql, params).fetchall()
         except sqlite3.Error as error:

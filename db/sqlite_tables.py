@@ -3,6 +3,15 @@
 Primary keys are the natural keys, so every write is an upsert. `series` holds each series'
 extent (see `db.sqlite`); `indicator_names` the names stored per series, so reading "all
 names" does not scan the values.
+
+Indicator values are stored one row per (series, ts), all names of that row as one JSON object
+(`{"sma_20": 101.25, ...}`, floats in their shortest round-trip form) in `indicator_values`, keyed
+by a small integer from `series_ids`. The flow writes every name of a candle at once: one row
+instead of 19, appended in arrival order, with a small (series, ts) index, dirties few pages
+per commit (a WAL page per series touched is what a commit costs; rows clustered by series
+touch one each). That writes values about five times as fast as one row per value.
+`indicators` is a view with the earlier one-row-per-value shape, for SQL by hand. A file with
+the earlier `indicators` table is migrated when opened (`db.sqlite`).
 """
 
 from __future__ import annotations
@@ -32,15 +41,20 @@ CREATE TABLE IF NOT EXISTS series (
     last_close REAL NOT NULL,
     PRIMARY KEY (exchange, symbol, timeframe)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS indicators (
+CREATE TABLE IF NOT EXISTS series_ids (
+    id INTEGER PRIMARY KEY,
     exchange TEXT NOT NULL,
     symbol TEXT NOT NULL,
     timeframe TEXT NOT NULL,
+    UNIQUE (exchange, symbol, timeframe)
+);
+CREATE TABLE IF NOT EXISTS indicator_values (
+    series INTEGER NOT NULL,
     ts INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    value REAL,
-    PRIMARY KEY (exchange, symbol, timeframe, ts, name)
-) WITHOUT ROWID;
+    values_json TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS indicator_values_by_series_ts
+    ON indicator_values (series, ts);
 CREATE TABLE IF NOT EXISTS indicator_names (
     exchange TEXT NOT NULL,
     symbol TEXT NOT NULL,
@@ -91,6 +105,15 @@ CREATE TABLE IF NOT EXISTS backtest_equity (
     position REAL NOT NULL,
     PRIMARY KEY (id, ts)
 ) WITHOUT ROWID;
+"""
+
+#: One row per stored value, like the `indicators` table of files before `indicator_values`.
+#: Created once no such table is left (the file is new, or migrated).
+INDICATORS_VIEW = """
+CREATE VIEW IF NOT EXISTS indicators (exchange, symbol, timeframe, ts, name, value) AS
+SELECT s.exchange, s.symbol, s.timeframe, v.ts, j.key, j.value
+FROM indicator_values AS v JOIN series_ids AS s ON s.id = v.series, json_each(v.values_json) AS j
+WHERE j.type != 'null'
 """
 
 #: Fills `series` for a file written before that table existed.
