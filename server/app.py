@@ -59,7 +59,29 @@ query LatestCandles {
 }
 """,
     },
-    {"query": "# Markets with stored candles\nquery Symbols {\n  symbols { exchange symbol }\n}\n"},
+    {
+        "query": """# Markets with stored candles, their time span and last price
+query Symbols {
+  symbols { exchange symbol firstTs lastTs lastPrice }
+}
+""",
+    },
+    {
+        "query": """# Five-minute candles as columns, for a chart (ts in epoch ms)
+query ChartSeries {
+  candleSeries(exchange: "sim", symbol: "BTC-USDT", timeframe: "5m", limit: 500) {
+    ts open high low close volume
+  }
+}
+""",
+    },
+    {
+        "query": """# Strategies a backtest can run, with their parameters
+query Strategies {
+  strategies { name summary parameters { name type default minimum maximum } }
+}
+""",
+    },
     {
         "query": """# Live candles, forming and closed (press play, then stop).
 # With since: "<ISO time>" it first replays the stored candles from then on.
