@@ -156,7 +156,12 @@ class BacktestService:
             writes.append(self._finish(tracked, "FAILED", error=error, finished_ns=now))
         await asyncio.gather(*writes, return_exceptions=True)
         if self._pool is not None:
-            await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+            # No public handle on the workers before Python 3.14 (`terminate_workers`): take them
+            # now, so a worker that does not stop within the grace period is killed rather than
+            # holding up the shutdown for ever.
+            workers = list((self._pool._processes or {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            await asyncio.to_thread(_stop_workers, workers, _SHUTDOWN_GRACE_S)
         self._events.put(None)
         if self._reader is not None:
             await asyncio.to_thread(self._reader.join)
@@ -611,3 +616,21 @@ def _log_failure(what: str) -> Callable[[Future | asyncio.Future], None]:
             log.error("%s failed", what, exc_info=done.exception())
 
     return check
+
+
+#: How long `close` lets workers finish their batch before it kills them.
+_SHUTDOWN_GRACE_S = 5.0
+
+
+def _stop_workers(workers: list[multiprocessing.process.BaseProcess], grace_s: float) -> None:
+    """Join the worker processes; kill those still running after `grace_s` seconds."""
+    deadline = time.monotonic() + grace_s
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+    for worker in workers:
+        if worker.is_alive():
+            log.warning(
+                "backtest worker %s did not stop in %.0f s; killing it", worker.pid, grace_s
+            )
+            worker.kill()
+            worker.join(5.0)
