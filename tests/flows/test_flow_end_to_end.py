@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
-import nats
-import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.errors import NotFoundError
 
 from db.sqlite import SqliteStore
 from flows.publisher import publish_trades
-from flows.streams import ensure_streams
 from market.messages import Candle, DeadLetter, Trade, decode_candle
 from market.timeframes import parse_timeframes
 from tests.conditions import eventually, wait_until
@@ -28,18 +22,6 @@ from tests.market.batch_reference import batch_candles
 from tests.servers import NatsServer
 
 S = 1_000_000_000
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    js = client.jetstream()
-    for stream in ("TRADES", "DEADLETTER"):
-        with contextlib.suppress(NotFoundError):
-            await js.delete_stream(stream)
-    await ensure_streams(js)
-    yield client
-    await client.drain()
 
 
 async def _true(value: bool) -> bool:

@@ -16,32 +16,15 @@ import contextlib
 import pickle
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import nats
-import pytest
 from nats.aio.client import Client
-from nats.js.errors import NotFoundError
 
-from flows.streams import ensure_streams
 from tests.conditions import eventually
 from tests.flows.flow_runs import S, acked, messages, ordered_trades, publish, start_flow, stored
 from tests.servers import NatsServer
 
 LATENESS_NS = 5 * S
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    js = client.jetstream()
-    for stream in ("TRADES", "DEADLETTER"):
-        with contextlib.suppress(NotFoundError):
-            await js.delete_stream(stream)
-    await ensure_streams(js)
-    yield client
-    await client.drain()
 
 
 def snapshot_position(data_dir: Path) -> int | None:

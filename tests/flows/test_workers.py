@@ -3,34 +3,16 @@ them and store exactly the candles and indicator values one worker stores."""
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
-import nats
-import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.errors import NotFoundError
 
-from flows.streams import ensure_streams
 from tests.conditions import eventually
 from tests.flows.flow_runs import S, acked, messages, ordered_trades, publish, start_flow, stored
 from tests.servers import NatsServer
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    js = client.jetstream()
-    for stream in ("TRADES", "DEADLETTER"):
-        with contextlib.suppress(NotFoundError):
-            await js.delete_stream(stream)
-    await ensure_streams(js)
-    yield client
-    await client.drain()
 
 
 async def test_two_worker_processes_store_exactly_the_candles_of_one(
