@@ -21,10 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -37,6 +34,7 @@ import msgspec
 import nats
 import uvloop
 import websockets
+from served import served
 
 from db.sqlite import SqliteStore
 from graphql_schema.context import Context, Limits
@@ -44,7 +42,6 @@ from graphql_schema.schema import build_schema
 from market.messages import Candle, encode
 from server.fanout import Mailbox
 from server.metrics import Metrics
-from server.processes import free_port, nats_server_binary, wait_for_port
 
 WARMUP_S = 4.0
 SUBJECT = "candles.bench.BTC-USDT.1s"
@@ -204,34 +201,11 @@ def main() -> dict[str, float]:
     # The market must be known (stored) before it can be subscribed to.
     store.upsert_candles([Candle("bench", "BTC-USDT", "1s", 0, 1, 1, 1, 1, 1, 1, 1, True)])
     store.close()
-    nats_port, port = free_port(), free_port()
-    nats_server = subprocess.Popen(
-        [nats_server_binary(), "-a", "127.0.0.1", "-p", str(nats_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CANDLEGRAPH_")},
-        "CANDLEGRAPH_DATA_DIR": str(data_dir),
-        "CANDLEGRAPH_NATS_URL": f"nats://127.0.0.1:{nats_port}",
-        "CANDLEGRAPH_PORT": str(port),
-        "CANDLEGRAPH_LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from server.cli import main; sys.exit(main())",
-         "serve"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port("127.0.0.1", nats_port, timeout_s=10, proc=nats_server)
-        wait_for_port("127.0.0.1", port, timeout_s=30, proc=server)
+    with served(data_dir, log_level="WARNING") as server:
         latencies, delivered = uvloop.run(measure(
-            port, f"nats://127.0.0.1:{nats_port}",
+            server.port, server.nats_url,
             subscribers=args.subscribers, rate=args.rate, seconds=args.seconds,
         ))
-    finally:
-        for proc in (server, nats_server):
-            proc.terminate()
-            proc.wait(timeout=20)
     if not latencies:
         raise RuntimeError("no update reached any subscriber")
     ordered = sorted(latencies)

@@ -34,12 +34,12 @@ from typing import Any
 
 import httpx
 import polars as pl
+from served import served
 
 from db.sqlite import SqliteStore
 from graphql_schema.context import Context, Limits
 from graphql_schema.schema import build_schema
 from market.messages import Candle
-from server.processes import free_port, nats_server_binary, wait_for_port
 
 MINUTE_NS = 60 * 10**9
 START_NS = 1_704_067_200 * 10**9  # 2024-01-01T00:00:00Z
@@ -135,40 +135,16 @@ def small_query_rps(
     A first load of `WARMUP_S` is not counted: the server's backtest workers import their
     engine in the background just after start, which takes a core for a few seconds.
     """
-    nats_port, port = free_port(), free_port()
-    nats = subprocess.Popen(
-        [nats_server_binary(), "-a", "127.0.0.1", "-p", str(nats_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CANDLEGRAPH_")},
-        "CANDLEGRAPH_DATA_DIR": str(data_dir),
-        "CANDLEGRAPH_NATS_URL": f"nats://127.0.0.1:{nats_port}",
-        "CANDLEGRAPH_PORT": str(port),
-        "CANDLEGRAPH_TIMEFRAMES": "1m",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from server.cli import main; sys.exit(main())",
-         "serve"],
-        # Its per-request JSON log lines are written (their cost counts), not shown.
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port("127.0.0.1", nats_port, timeout_s=10, proc=nats)
-        wait_for_port("127.0.0.1", port, timeout_s=30, proc=server)
-        url = f"http://127.0.0.1:{port}/graphql"
+    with served(data_dir, timeframes="1m") as server:
+        url = f"http://127.0.0.1:{server.port}/graphql"
         body = httpx.post(url, json={"query": SMALL}).json()
         if "errors" in body or len(body["data"]["candles"]) != 1:
             raise RuntimeError(f"the small query failed: {body}")
         if tool == "wrk":
             _wrk(url, WARMUP_S, connections)
             return _wrk(url, seconds, connections)
-        asyncio.run(_load(port, WARMUP_S, connections))
-        return asyncio.run(_load(port, seconds, connections))
-    finally:
-        for proc in (server, nats):
-            proc.terminate()
-            proc.wait(timeout=10)
+        asyncio.run(_load(server.port, WARMUP_S, connections))
+        return asyncio.run(_load(server.port, seconds, connections))
 
 
 def _wrk(url: str, seconds: float, connections: int) -> float:
