@@ -7,8 +7,13 @@ message produced is stored.
 Recovery works by position, not by acks: the partition's snapshot is the stream sequence of
 the last message it emitted. When Bytewax resumes from a snapshot, the durable consumer is
 re-created to deliver from the next sequence, so the restored aggregator state sees every
-later message exactly once, in stream order, whatever was acked before the crash. Without a
-snapshot (a first start, or recovery off) an existing consumer carries on from its ack floor.
+later message exactly once, in stream order, whatever was acked before the crash.
+
+Before Bytewax has committed its first snapshot there is no position to resume from, yet
+messages behind forming candles may already be acked. So with recovery on, the first start
+writes the consumer's position to `start_file`, and a start that finds that file but no
+snapshot (a crash before the first commit) reads again from there, as if it were the first
+start. Without recovery an existing consumer carries on from its ack floor.
 
 A fetching task on the bridge's event loop keeps network reads overlapping Bytewax's work; it
 stops fetching while `max_buffered_bytes` are waiting. Setting `stop` ends the input gracefully.
@@ -19,9 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from collections import deque
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import msgspec
 import nats.errors
@@ -59,8 +66,10 @@ class JetStreamSource(FixedPartitionedSource[RawMessage, int]):
         ack_wait_s: float = 60.0,
         max_ack_pending: int = 20_000,
         stop: threading.Event | None = None,
+        start_file: Path | None = None,
     ) -> None:
         self._nats_url = nats_url
+        self._start_file = start_file
         self._stop = stop or threading.Event()
         self._durable = durable
         self._fetch_batch = fetch_batch
@@ -75,7 +84,15 @@ class JetStreamSource(FixedPartitionedSource[RawMessage, int]):
     def build_part(
         self, step_id: str, for_part: str, resume_state: int | None
     ) -> _JetStreamPartition:
-        return _JetStreamPartition(
+        write_start = False
+        if resume_state is None and self._start_file is not None:
+            if self._start_file.exists():
+                resume_state = int(self._start_file.read_text())
+                log.info("no snapshot yet: reading %s again from the flow's first position %d",
+                         TRADES_STREAM, resume_state)
+            else:
+                write_start = True
+        partition = _JetStreamPartition(
             NatsBridge(self._nats_url, name=f"candlegraph-{step_id}"),
             durable=self._durable,
             resume_after=resume_state,
@@ -92,6 +109,19 @@ class JetStreamSource(FixedPartitionedSource[RawMessage, int]):
             batch_bytes=self._batch_bytes,
             stop=self._stop,
         )
+        if write_start:
+            assert self._start_file is not None
+            _write_atomically(self._start_file, str(partition.snapshot()))
+        return partition
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
 
 
 class _JetStreamPartition(StatefulSourcePartition[RawMessage, int]):

@@ -3,12 +3,14 @@
 Counters since the worker started: `messages`, `trades` (applied), `duplicates`,
 `dead_letters.<reason>` (late, spike, undecodable, missing_field, bad_price, ...),
 `candles_closed` and `indicator_values`. Every `interval_s` the report is logged and returned
-as JSON (`{"worker": 0, "counts": {...}}`) for the sink to publish on `stats.flow.<worker>`.
+as JSON (`{"worker": 0, "pid": 4242, "counts": {...}}`) for the sink to publish on
+`stats.flow.<worker>`; the pid tells an operator which process of a cluster reported.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping
 
@@ -39,4 +41,4 @@ class FlowStats:
             "flow worker %d: %s", self.worker,
             " ".join(f"{name}={value}" for name, value in counts.items()) or "idle",
         )
-        return msgspec.json.encode({"worker": self.worker, "counts": counts})
+        return msgspec.json.encode({"worker": self.worker, "pid": os.getpid(), "counts": counts})

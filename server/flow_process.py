@@ -3,7 +3,8 @@
 - One worker (the default): this process runs the whole flow.
 - `--workers N`: this process starts N worker processes on this machine (Bytewax workers that
   are threads share the GIL, so the flow scales with processes) and supervises them: a
-  signal stops them all, and if one fails the others are stopped too.
+  signal stops them all, and if one fails the others are stopped too and (with recovery on)
+  all are started again from their last snapshot.
 - `--addresses host:port,... --process-id I`: this process is member I of a Bytewax cluster
   spread over machines; every member is started with the same list.
 
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -32,6 +34,12 @@ from server.processes import free_port, spawn, stop_all
 from server.settings import PREFIX, Settings, SettingsError
 
 log = logging.getLogger(__name__)
+
+#: A local cluster whose member died is restarted (with recovery on) at most this many times
+#: within the window, after a short pause.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 300.0
+RESTART_DELAY_S = 1.0
 
 
 def run_flow(settings: Settings) -> int:
@@ -97,11 +105,13 @@ def _run_member(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    recovery = None
+    recovery = start_file = None
     if settings.flow_recovery:
-        recovery = RecoveryConfig(recovery_dir(settings, settings.flow_process_id, processes))
+        partitions = recovery_dir(settings, settings.flow_process_id, processes)
+        recovery = RecoveryConfig(partitions)
+        start_file = partitions / "source-start"
     flow = build_flow(
-        JetStreamSource(settings.nats_url, stop=stop),
+        JetStreamSource(settings.nats_url, stop=stop, start_file=start_file),
         StoreAndPublishSink(
             settings.nats_url, lambda: open_store(settings),
             stats_interval_s=settings.flow_stats_interval_s,
@@ -132,8 +142,13 @@ def _run_member(settings: Settings) -> int:
 
 
 def _run_local_cluster(settings: Settings) -> int:
-    count = settings.flow_workers
-    addresses = tuple(f"127.0.0.1:{free_port()}" for _ in range(count))
+    """Start `flow_workers` member processes and watch them until a signal stops them all.
+
+    When a member dies, the others are stopped too, because a Bytewax cluster cannot go on
+    without one. With recovery on, the whole cluster is then started again (on fresh ports)
+    and resumes from its last snapshot, while JetStream redelivers what was not acked; a
+    cluster that keeps dying (`MAX_RESTARTS` within `RESTART_WINDOW_S`) is given up.
+    """
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -141,6 +156,30 @@ def _run_local_cluster(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    restarts: list[float] = []
+    while True:
+        failed = _run_cluster_once(settings, stop)
+        if failed is None:
+            return 0
+        now = time.monotonic()
+        restarts = [t for t in restarts if now - t < RESTART_WINDOW_S]
+        if not settings.flow_recovery or len(restarts) >= MAX_RESTARTS:
+            log.error("flow worker %s exited with %s; the flow stops (%s)", failed.pid,
+                      failed.returncode,
+                      "recovery is off" if not settings.flow_recovery
+                      else f"{len(restarts)} restarts in {RESTART_WINDOW_S:.0f} s")
+            return 1
+        restarts.append(now)
+        log.error("flow worker %s exited with %s; restarting all %d from their last snapshot",
+                  failed.pid, failed.returncode, settings.flow_workers)
+        if stop.wait(RESTART_DELAY_S):
+            return 0
+
+
+def _run_cluster_once(settings: Settings, stop: threading.Event) -> subprocess.Popen | None:
+    """Run the members until `stop` (None) or until one of them exits (that member)."""
+    count = settings.flow_workers
+    addresses = tuple(f"127.0.0.1:{free_port()}" for _ in range(count))
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
     children: list[subprocess.Popen] = []
     try:
@@ -158,11 +197,8 @@ def _run_local_cluster(settings: Settings) -> int:
         while not stop.is_set():
             failed = [c for c in children if c.poll() is not None]
             if failed:
-                log.error("flow worker %s exited with %s; stopping the others",
-                          failed[0].pid, failed[0].returncode)
-                return 1
+                return failed[0]
             stop.wait(0.2)
-        return 0
+        return None
     finally:
         stop_all(children, timeout_s=15)
-

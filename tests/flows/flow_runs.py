@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import pickle
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +94,21 @@ def stored(store_path: Path, markets: list[str], final_before_ns: int) -> Snapsh
     finally:
         store.close()
     return candles, values
+
+
+def snapshot_position(data_dir: Path) -> int | None:
+    """The stream sequence in the source's latest committed snapshot, if there is one (in
+    whichever process's recovery partition holds the source)."""
+    for part in (data_dir / "recovery").glob("process-*/part-*.sqlite3"):
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{part}?mode=ro", uri=True)) as db:
+                row = db.execute(
+                    "SELECT ser_change FROM snaps WHERE step_id = 'candles.read_trades'"
+                    " AND snap_epoch <= (SELECT max(commit_epoch) FROM commits)"
+                    " ORDER BY snap_epoch DESC LIMIT 1"
+                ).fetchone()
+        except sqlite3.Error:
+            continue
+        if row and row[0]:
+            return int(pickle.loads(row[0]))
+    return None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import pickle
 import sqlite3
 import time
 from pathlib import Path
@@ -21,27 +20,19 @@ from pathlib import Path
 from nats.aio.client import Client
 
 from tests.conditions import eventually
-from tests.flows.flow_runs import S, acked, messages, ordered_trades, publish, start_flow, stored
+from tests.flows.flow_runs import (
+    S,
+    acked,
+    messages,
+    ordered_trades,
+    publish,
+    snapshot_position,
+    start_flow,
+    stored,
+)
 from tests.servers import NatsServer
 
 LATENESS_NS = 5 * S
-
-
-def snapshot_position(data_dir: Path) -> int | None:
-    """The stream sequence in the source's latest committed snapshot, if there is one."""
-    parts = list((data_dir / "recovery").glob("process-*/part-*.sqlite3"))
-    if not parts:
-        return None
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{parts[0]}?mode=ro", uri=True)) as db:
-            row = db.execute(
-                "SELECT ser_change FROM snaps WHERE step_id = 'candles.read_trades'"
-                " AND snap_epoch <= (SELECT max(commit_epoch) FROM commits)"
-                " ORDER BY snap_epoch DESC LIMIT 1"
-            ).fetchone()
-    except sqlite3.Error:
-        return None
-    return int(pickle.loads(row[0])) if row and row[0] else None
 
 
 def candle_count(data_dir: Path) -> int:
@@ -117,3 +108,47 @@ async def test_a_flow_killed_mid_stream_and_restarted_stores_what_an_uninterrupt
     assert sum(c.trades for k, c in expected[0].items() if k[1] == "1s") > 190_000
     assert got[0] == expected[0]
     assert got[1] == expected[1]
+
+
+async def test_a_flow_killed_before_its_first_snapshot_reads_again_from_its_first_position(
+    nc: Client, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Forming candles' messages are acked before any snapshot exists; a crash then must not
+    lose their trades: the restart reads again from where the flow first started."""
+    t0 = (time.time_ns() - 3600 * S) // (3600 * S) * (3600 * S)
+    trades = ordered_trades(symbols=4, per_second=10, seconds=90, t0=t0)
+    batches = messages(trades)
+    half = len(batches) // 2
+    js = nc.jetstream()
+    settings = {"snapshot_interval_s": "3600"}  # no snapshot before the kill
+
+    crashed = tmp_path / "crashed"
+    flow = start_flow(nats_server.url, crashed, **settings)
+    try:
+        await publish(js, batches[:half])
+        await eventually(lambda: acked(js, half), timeout_s=30, what="the first half acked")
+        assert snapshot_position(crashed) is None
+        flow.kill()
+        flow.wait(timeout=10)
+        flow = start_flow(nats_server.url, crashed, **settings)
+        await publish(js, batches[half:])
+        await eventually(lambda: acked(js, len(batches)), timeout_s=30, what="every message acked")
+    finally:
+        flow.terminate()
+        flow.wait(timeout=30)
+
+    await js.delete_consumer("TRADES", "candles")
+    whole = tmp_path / "uninterrupted"
+    flow = start_flow(nats_server.url, whole, **settings)
+    try:
+        await eventually(lambda: acked(js, len(batches)), timeout_s=30, what="every message acked")
+    finally:
+        flow.terminate()
+        flow.wait(timeout=30)
+
+    markets = sorted({t.symbol for t in trades})
+    final_before = max(t.ts for t in trades) - LATENESS_NS
+    expected = stored(whole / "candlegraph.sqlite", markets, final_before)
+    got = stored(crashed / "candlegraph.sqlite", markets, final_before)
+    assert sum(c.trades for k, c in expected[0].items() if k[1] == "1s") > 3000
+    assert got == expected
