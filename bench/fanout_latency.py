@@ -160,7 +160,7 @@ async def graphql_cpu_per_delivery_us(subscribers: int, events: int = 200) -> fl
         def symbols(self) -> list[tuple[str, str]]:
             return [("bench", "BTC-USDT")]
 
-    schema = build_schema(extensions=[Metrics().extension])
+    schema = build_schema(observer=Metrics())
     delivered = 0
 
     async def one() -> None:

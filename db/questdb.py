@@ -86,6 +86,9 @@ class QuestDBStore:
     stores apart in one server (the tests use a fresh one each).
     """
 
+    #: Reads cross the network: never on an event loop.
+    local_reads = False
+
     def __init__(
         self,
         http_url: str,

@@ -103,6 +103,9 @@ class SqliteStore:
     them to SQLite, inside the commits.
     """
 
+    #: Reads come from a local file; in WAL mode no writer blocks them.
+    local_reads = True
+
     def __init__(
         self,
         path: Path,

@@ -81,6 +81,10 @@ class BacktestRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Store(Protocol):
+    #: True when reads come from a local file, so a small one takes microseconds (the API then
+    #: runs it on its event loop rather than in a worker thread: `graphql_schema.reads`).
+    local_reads: bool
+
     # Candles -------------------------------------------------------------------------------
     def upsert_candles(self, candles: Sequence[Candle]) -> None:
         """Insert or replace candles keyed by (exchange, symbol, timeframe, ts), durably.

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Sequence
 from datetime import datetime
 
 from graphql_schema.context import CandleReader, Limits
 from graphql_schema.errors import BadArgument, NotFound
+from graphql_schema.reads import read_store
 from graphql_schema.types import to_ns
 from market.messages import EXCHANGE_PATTERN, SYMBOL_PATTERN
 from market.timeframes import Timeframe, TimeframeError
@@ -89,5 +89,5 @@ def check_indicator_names(names: Sequence[str]) -> None:
 
 async def check_known_market(store: CandleReader, exchange: str, symbol: str) -> None:
     """`NotFound` unless the market has stored candles (called when a read comes back empty)."""
-    if (exchange, symbol) not in await asyncio.to_thread(store.symbols):
+    if (exchange, symbol) not in await read_store(store, store.symbols, rows=0):
         raise NotFound(f"no market {exchange}:{symbol}; the symbols query lists them")

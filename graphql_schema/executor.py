@@ -8,10 +8,11 @@ normal path:
 
 - A `Column` (`graphql_schema.columns`) whose item type matches the field's is returned as is:
   its values were checked when it was built.
-- A list of objects whose selected fields are all leaves (scalars or enums) read straight from
-  attributes (Strawberry fields without a resolver, `__typename`) is completed column by column,
-  then zipped into response objects: aliases, fragments, `@skip`/`@include` and `__typename`
-  work because the selection is the one graphql-core collects. A column of a built-in scalar
+- A list of at least `MIN_COLUMN_ITEMS` objects whose selected fields are all leaves (scalars
+  or enums) read straight from attributes (Strawberry fields without a resolver, `__typename`)
+  is completed column by column, then zipped into response objects: aliases, fragments,
+  `@skip`/`@include` and `__typename` work because the selection is the one graphql-core
+  collects. A column of a built-in scalar
   whose values already have the exact Python type the scalar returns (float, int, str, bool) is
   checked in bulk (finite, 32-bit) instead of coerced value by value; other scalars and enums go
   through their usual coercion. Anything unusual (a null in a non-null field, a value the scalar
@@ -55,6 +56,8 @@ from graphql_schema.columns import INT_MAX, INT_MIN, Column
 _PLAIN: dict[GraphQLScalarType, type] = {
     GraphQLFloat: float, GraphQLInt: int, GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool,
 }
+#: Shorter lists of objects take the normal path: planning the columns costs more than it saves.
+MIN_COLUMN_ITEMS = 16
 #: The scalar each kind of column is built for.
 _COLUMN_SCALARS = {"Float": GraphQLFloat, "Int": GraphQLInt}
 
@@ -129,7 +132,7 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         if isinstance(result, Column):
             if _column_fits(result, item_type) and not self._streams(field_details_list, path):
                 return result
-        elif type(result) is list and result:
+        elif type(result) is list and len(result) >= MIN_COLUMN_ITEMS:
             plan = self._leaf_plan(item_type, field_details_list, path)
             if plan is not None:
                 try:

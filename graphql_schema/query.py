@@ -1,6 +1,7 @@
 """Queries over stored candles and indicators.
 
-Store reads and pandas-ta run in worker threads (`asyncio.to_thread`), never on the event loop.
+Store reads and pandas-ta run in worker threads (`asyncio.to_thread`), never on the event loop,
+except small reads of the embedded store (`graphql_schema.reads`).
 A read that comes back empty for a market with no stored candles at all is NOT_FOUND (as a
 subscription to it is); a known market with nothing in the range gives an empty result.
 """
@@ -29,6 +30,7 @@ from graphql_schema.columns import FloatColumn, IntColumn, NullableFloatColumn
 from graphql_schema.context import Context
 from graphql_schema.cursors import encode_cursor
 from graphql_schema.errors import BadArgument
+from graphql_schema.reads import read_store
 from graphql_schema.selection import DEFAULT_LIMIT, CandleSelection, Page
 from graphql_schema.types import (
     NS_PER_MS,
@@ -108,7 +110,7 @@ class Query:
         def read() -> list[Candle]:
             return [Candle.of(row) for row in selection.read(store)]
 
-        nodes = await asyncio.to_thread(read)
+        nodes = await read_store(store, read, rows=selection.cost)
         if not nodes:
             await check_known_market(store, exchange, symbol)
         return nodes
@@ -140,7 +142,7 @@ class Query:
             page = selection.page(store)
             return [Candle.of(row) for row in page.candles], _page_info(page)
 
-        nodes, page_info = await asyncio.to_thread(read)
+        nodes, page_info = await read_store(store, read, rows=selection.cost)
         if not nodes:
             await check_known_market(store, exchange, symbol)
         return CandlePage(nodes=nodes, page_info=page_info)
@@ -167,7 +169,9 @@ class Query:
             from_start=from_start,
         )
         store = info.context.store
-        series = await asyncio.to_thread(lambda: _series(selection, selection.page_frame(store)))
+        series = await read_store(
+            store, lambda: _series(selection, selection.page_frame(store)), rows=selection.cost
+        )
         if not series.ts:
             await check_known_market(store, exchange, symbol)
         return series

@@ -29,6 +29,7 @@ from graphql_schema.context import CandleReader, Limits
 from graphql_schema.cursors import decode_cursor
 from graphql_schema.errors import BadArgument
 from market.messages import Candle
+from market.timeframes import Timeframe
 
 DEFAULT_LIMIT = 1000
 
@@ -108,6 +109,13 @@ class CandleSelection:
             before_ns=decode_cursor("before", before) if before is not None else None,
             from_start=from_start,
         )
+
+    @property
+    def cost(self) -> int:
+        """Rows the store reads for it: `limit`, times the timeframe ratio when resampled."""
+        if self.source is None:
+            return self.limit
+        return self.limit * (Timeframe.parse(self.timeframe).ns // Timeframe.parse(self.source).ns)
 
     def read(self, store: CandleReader) -> list[Candle]:
         """The selected candles, oldest first."""

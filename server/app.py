@@ -24,8 +24,9 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -48,6 +49,7 @@ from server.stores import open_store
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
+GRAPHQL_PATH = "/graphql"
 
 EXAMPLE_QUERIES = [
     {
@@ -173,7 +175,7 @@ def create_app(
             store.close()
 
     graphql = CandleGraphQL(
-        build_schema(extensions=[metrics.extension]),
+        build_schema(observer=metrics),
         page=graphiql_page(),
         gate=gate,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
@@ -193,19 +195,38 @@ def create_app(
     async def root(request: Request) -> Response:
         return RedirectResponse("/graphql")
 
-    return Starlette(
+    site = Starlette(
         routes=[
             Route("/", root),
             Route("/health", health),
             Route("/ready", ready),
             Route("/metrics", metrics.endpoint),
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
             Mount("/graphiql-assets", StaticFiles(directory=STATIC / "graphiql")),
         ],
-        middleware=_middleware(settings),
         lifespan=lifespan,
     )
+    app: ASGIApp = GraphQLFirst(graphql, site)
+    for middleware in reversed(_middleware(settings)):
+        app = middleware.cls(app, *middleware.args, **middleware.kwargs)
+    return app
+
+
+class GraphQLFirst:
+    """`/graphql` straight to Strawberry (which answers its own errors), the rest to Starlette.
+
+    Starlette's router and its two exception middlewares cost ~30 µs a request, a twentieth of a
+    small query; the endpoint that takes nearly all the traffic goes around them.
+    """
+
+    def __init__(self, graphql: ASGIApp, site: ASGIApp) -> None:
+        self._graphql = graphql
+        self._site = site
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("path") == GRAPHQL_PATH and scope["type"] in {"http", "websocket"}:
+            await self._graphql(scope, receive, send)
+        else:
+            await self._site(scope, receive, send)
 
 
 def _middleware(settings: Settings) -> list[Middleware]:

@@ -10,10 +10,10 @@ library (python-json-logger would do the same); fields passed with `extra=` are 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
@@ -56,6 +56,14 @@ def configure_logging(level: str, log_format: str) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    # What no line shows need not be gathered for every line (the logging HOWTO's
+    # "Optimization"): the caller's frame, thread, process and task names. The request log
+    # line costs half as much without them.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging.logAsyncioTasks = False
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -76,7 +84,7 @@ class RequestIds:
             await self.app(scope, receive, send)
             return
         offered = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = offered if _VALID_ID.match(offered) else uuid.uuid4().hex
+        rid = offered if _VALID_ID.match(offered) else os.urandom(16).hex()  # as uuid4().hex
         token = request_id.set(rid)
         started = time.perf_counter()
         status: int | None = None

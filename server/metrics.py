@@ -17,14 +17,13 @@ labels; later new names are counted as `other`.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Iterator
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
-from strawberry.extensions import SchemaExtension
 
 from server.fanout import FanoutMetrics
 
@@ -76,6 +75,7 @@ class Metrics:
             ),
         )
         self._names: set[str] = set()
+        self._operations: dict[tuple[str | None, str], _Operation] = {}
 
     def operation_label(self, name: str | None) -> str:
         if name is None:
@@ -87,44 +87,39 @@ class Metrics:
         self._names.add(name)
         return name
 
-    def extension(self) -> SchemaExtension:
-        """A fresh per-operation extension (pass `metrics.extension` as a factory)."""
-        return OperationMetrics(self)
+    # `graphql_schema.guard.OperationObserver`: the schema's guard reports every operation.
+    def operation_started(self, name: str | None, kind: str) -> None:
+        self._series(name, kind).requests.inc()
+
+    def operation_finished(
+        self, name: str | None, kind: str, seconds: float, codes: Sequence[str]
+    ) -> None:
+        series = self._series(name, kind)
+        if kind in {"query", "mutation"}:
+            series.latency.observe(seconds)
+        for code in codes:
+            self.errors.labels(series.operation, kind, code).inc()
+
+    def _series(self, name: str | None, kind: str) -> _Operation:
+        # `labels()` costs a lock and a few µs; an operation's series are looked up once.
+        series = self._operations.get((name, kind))
+        if series is None:
+            operation = self.operation_label(name)
+            series = _Operation(
+                operation,
+                self.requests.labels(operation, kind),
+                self.latency.labels(operation, kind),
+            )
+            if operation == name or name is None:
+                self._operations[(name, kind)] = series
+        return series
 
     async def endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-class OperationMetrics(SchemaExtension):
-    """Counts each operation as it starts, then its errors and (for queries and mutations)
-    its latency when it ends."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-        self._labels: tuple[str, str] | None = None
-
-    def on_validate(self) -> Iterator[None]:
-        yield
-        self._count()
-
-    def on_operation(self) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        operation, kind = self._labels or self._count()
-        if kind in {"query", "mutation"}:
-            self._metrics.latency.labels(operation, kind).observe(time.perf_counter() - started)
-        context = self.execution_context
-        errors = getattr(context.result, "errors", None) or context.pre_execution_errors or []
-        for error in errors:
-            code = (error.extensions or {}).get("code", "BAD_USER_INPUT")
-            self._metrics.errors.labels(operation, kind, str(code)).inc()
-
-    def _count(self) -> tuple[str, str]:
-        context = self.execution_context
-        try:
-            kind = context.operation_type.value
-        except Exception:
-            kind = "invalid"  # the document did not parse, or has no such operation
-        self._labels = (self._metrics.operation_label(context.operation_name), kind)
-        self._metrics.requests.labels(*self._labels).inc()
-        return self._labels
+@dataclass(frozen=True, slots=True)
+class _Operation:
+    operation: str  # its label
+    requests: Counter
+    latency: Histogram
