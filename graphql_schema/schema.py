@@ -50,6 +50,8 @@ def build_schema(
     # Each limiter instance makes its own rule class, and the validation cache is keyed by the
     # rules: made once here, the same classes reach every request and validation is cached
     # (a new limiter per request made every request validate again, ~1 ms each).
+    parse = ParserCache(maxsize=256).cached_parse_document
+    validate = ValidationCache(maxsize=256).cached_validate_document
     limit_rules = [
         *QueryDepthLimiter(max_depth=max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
@@ -61,10 +63,9 @@ def build_schema(
         # Subscribers of one series with one document share each event's execution.
         execution_context_class=shared_events(FastExecutor),
         extensions=[
-            lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
             lambda: OperationGuard(
-                max_tokens=max_tokens, validation_rules=limit_rules, observer=observer
+                max_tokens=max_tokens, validation_rules=limit_rules, parse=parse,
+                validate=validate, observer=observer,
             ),
         ],
     )
