@@ -58,11 +58,11 @@ from db.series import (
 from db.store import (
     BACKTEST_EQUITY_SCHEMA,
     BACKTEST_TRADE_SCHEMA,
-    CANDLE_SCHEMA,
     BacktestRecord,
     IndicatorPoint,
     StoreError,
     SymbolSummary,
+    frame_columns,
 )
 from market.messages import Candle
 from market.timeframes import Timeframe
@@ -175,14 +175,17 @@ class QuestDBStore:
         *,
         limit: int | None = None,
         from_start: bool = False,
+        columns: Sequence[str] | None = None,
     ) -> pl.DataFrame:
+        schema = frame_columns(columns)
         if limit is not None and limit <= 0:
-            return pl.DataFrame(schema=CANDLE_SCHEMA)
+            return pl.DataFrame(schema=schema)
         order = "ASC" if from_start or limit is None else "DESC"
         tail = "" if limit is None else f" LIMIT {int(limit)}"
+        values = "".join(f", {name}" for name in schema if name != "ts")
         rows = self._query(
-            "SELECT cast(ts AS LONG) * 1000 AS ts_ns, open, high, low, close, volume, trades,"
-            f" vwap FROM (SELECT * FROM {self._t['candles']}"
+            f"SELECT cast(ts AS LONG) * 1000 AS ts_ns{values}"
+            f" FROM (SELECT * FROM {self._t['candles']}"
             " WHERE exchange = %s AND symbol = %s AND timeframe = %s"
             " AND ts >= cast(%s AS TIMESTAMP) AND ts < cast(%s AS TIMESTAMP)"
             f" ORDER BY ts {order}{tail})",
@@ -190,7 +193,7 @@ class QuestDBStore:
         )
         if order == "DESC":
             rows.reverse()
-        return pl.DataFrame(rows, schema=CANDLE_SCHEMA, orient="row")
+        return pl.DataFrame(rows, schema=schema, orient="row")
 
     def resample(
         self,

@@ -49,11 +49,11 @@ from db.sqlite_tables import BACKFILL_SERIES, INDICATORS_VIEW, SCHEMA
 from db.store import (
     BACKTEST_EQUITY_SCHEMA,
     BACKTEST_TRADE_SCHEMA,
-    CANDLE_SCHEMA,
     BacktestRecord,
     IndicatorPoint,
     StoreError,
     SymbolSummary,
+    frame_columns,
 )
 from market.messages import Candle
 
@@ -212,10 +212,12 @@ class SqliteStore:
         *,
         limit: int | None = None,
         from_start: bool = False,
+        columns: Sequence[str] | None = None,
     ) -> pl.DataFrame:
+        schema = frame_columns(columns)
         descending = limit is not None and not from_start
         sql = (
-            "SELECT ts, open, high, low, close, volume, trades, vwap FROM candles"
+            f"SELECT {', '.join(schema)} FROM candles"
             " WHERE exchange = ? AND symbol = ? AND timeframe = ? AND ts >= ? AND ts < ?"
             f" ORDER BY ts {'DESC' if descending else 'ASC'} LIMIT ?"
         )
@@ -225,10 +227,10 @@ class SqliteStore:
         if descending:
             rows.reverse()
         # Columns straight from the rows: one list per column, no object per candle.
-        columns = zip(*rows, strict=True) if rows else [()] * len(CANDLE_SCHEMA)
+        values = zip(*rows, strict=True) if rows else [()] * len(schema)
         return pl.DataFrame(
-            [pl.Series(name, values, dtype=dtype)
-             for (name, dtype), values in zip(CANDLE_SCHEMA.items(), columns, strict=True)]
+            [pl.Series(name, column, dtype=dtype)
+             for (name, dtype), column in zip(schema.items(), values, strict=True)]
         )
 
     def resample(

@@ -121,11 +121,13 @@ class Store(Protocol):
         *,
         limit: int | None = None,
         from_start: bool = False,
+        columns: Sequence[str] | None = None,
     ) -> pl.DataFrame:
         """Candles with start_ns <= ts < end_ns as columns (`CANDLE_SCHEMA`), oldest first.
 
         All of them, or the newest `limit` (with `from_start`, the oldest), as in `candles`.
         Columns cost no Python object per candle: the path for backtests and chart series.
+        `columns` reads only those (and `ts`), in schema order (`frame_columns`).
         """
         ...
 
@@ -238,6 +240,20 @@ CANDLE_SCHEMA: dict[str, pl.DataType] = {
     "trades": pl.Int64(),
     "vwap": pl.Float64(),
 }
+
+
+
+def frame_columns(columns: Sequence[str] | None) -> dict[str, pl.DataType]:
+    """The `CANDLE_SCHEMA` columns a frame read returns: `ts` and those asked for (all for
+    None), in schema order. Unknown names raise ValueError, so SQL only ever names these."""
+    if columns is None:
+        return CANDLE_SCHEMA
+    unknown = set(columns) - CANDLE_SCHEMA.keys()
+    if unknown:
+        raise ValueError(f"no candle column {', '.join(sorted(unknown))}")
+    return {name: dtype for name, dtype in CANDLE_SCHEMA.items()
+            if name == "ts" or name in columns}
+
 
 BACKTEST_TRADE_SCHEMA: dict[str, pl.DataType] = {
     "position_id": pl.String(),

@@ -17,6 +17,8 @@ import math
 from collections.abc import Iterable
 from typing import ClassVar
 
+import polars as pl
+
 INT_MIN = -(2**31)
 INT_MAX = 2**31 - 1
 
@@ -56,6 +58,15 @@ class FloatColumn(Column[float]):
             bad = next(v for v in column if not math.isfinite(v))
             raise ColumnError(f"a [Float!] column holds the non-finite value {bad!r}")
         return column
+
+
+    @classmethod
+    def of_series(cls, series: pl.Series) -> FloatColumn:
+        """`of` for a polars column: a Float64 one with no null or non-finite value is
+        checked in one vectorised pass instead of value by value."""
+        if series.dtype == pl.Float64 and series.null_count() == 0 and series.is_finite().all():
+            return cls(series.to_list())
+        return cls.of(series.to_list())
 
 
 class NullableFloatColumn(Column[float | None]):

@@ -66,6 +66,7 @@ class CandleReader(Protocol):
         *,
         limit: int | None = None,
         from_start: bool = False,
+        columns: Sequence[str] | None = None,
     ) -> pl.DataFrame: ...
 
     def latest_candles(self, timeframe: str, exchange: str | None = None) -> list[Candle]: ...

@@ -16,6 +16,7 @@ from typing import Annotated
 import polars as pl
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.nodes import SelectedField, Selection
 
 from graphql_schema.arguments import (
     check_exchange,
@@ -169,8 +170,10 @@ class Query:
             from_start=from_start,
         )
         store = info.context.store
+        columns = _selected_columns(info)
         series = await read_store(
-            store, lambda: _series(selection, selection.page_frame(store)), rows=selection.cost
+            store, lambda: _series(selection, selection.page_frame(store, columns)),
+            rows=selection.cost,
         )
         if not series.ts:
             await check_known_market(store, exchange, symbol)
@@ -319,23 +322,45 @@ def _page_info(page: Page[list[CoreCandle]] | Page[pl.DataFrame]) -> PageInfo:
     )
 
 
+#: CandleSeries fields read from the store's columns (`ts` always is).
+_SERIES_COLUMNS = frozenset({"open", "high", "low", "close", "volume", "trades", "vwap"})
+
+
+def _selected_columns(info: Info) -> list[str]:
+    """The columns the query selects: each costs a Python object per candle to read, so a
+    chart that asks for OHLC only reads no volume, trades or vwap."""
+    names: set[str] = set()
+
+    def visit(selections: Sequence[Selection]) -> None:
+        for selected in selections:
+            if isinstance(selected, SelectedField):
+                names.add(selected.name)
+            else:  # a fragment: its own selections
+                visit(selected.selections)
+
+    for field in info.selected_fields:
+        visit(field.selections)
+    return sorted(names & _SERIES_COLUMNS)
+
+
 def _series(selection: CandleSelection, page: Page[pl.DataFrame]) -> CandleSeries:
+    """The page's columns; those not read (not selected) are empty, and never sent."""
     frame = page.candles
 
     def floats(name: str) -> FloatColumn:
-        return FloatColumn.of(frame[name].to_list())
+        return FloatColumn.of_series(frame[name]) if name in frame.columns else FloatColumn()
 
     return CandleSeries(
         exchange=selection.exchange,
         symbol=selection.symbol,
         timeframe=selection.timeframe,
-        ts=FloatColumn.of((frame["ts"] // NS_PER_MS).cast(pl.Float64).to_list()),
+        ts=FloatColumn.of_series((frame["ts"] // NS_PER_MS).cast(pl.Float64)),
         open=floats("open"),
         high=floats("high"),
         low=floats("low"),
         close=floats("close"),
         volume=floats("volume"),
-        trades=IntColumn.of(frame["trades"].to_list()),
+        trades=IntColumn.of(frame["trades"].to_list() if "trades" in frame.columns else ()),
         vwap=floats("vwap"),
         page_info=_page_info(page),
     )

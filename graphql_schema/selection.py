@@ -13,8 +13,10 @@ widest stored timeframe that divides it (`source`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Protocol
 
 import polars as pl
@@ -125,9 +127,12 @@ class CandleSelection:
         """The selected candles, and whether the range goes on before and after them."""
         return self._page(store, self._read)
 
-    def page_frame(self, store: CandleReader) -> Page[pl.DataFrame]:
-        """`page` as columns: no Python object per candle (the chart series path)."""
-        return self._page(store, self._read_frame)
+    def page_frame(
+        self, store: CandleReader, columns: Sequence[str] | None = None
+    ) -> Page[pl.DataFrame]:
+        """`page` as columns: no Python object per candle (the chart series path). Only
+        `columns` (and `ts`) are read when given: each costs a Python object per candle."""
+        return self._page(store, partial(self._read_frame, columns=columns))
 
     def _page[Rows: (list[Candle], pl.DataFrame)](
         self, store: CandleReader, read: _Reader[Rows]
@@ -196,18 +201,20 @@ class CandleSelection:
         limit: int,
         *,
         from_start: bool,
+        columns: Sequence[str] | None = None,
     ) -> pl.DataFrame:
         if self.source is not None:
             rows = self._read(store, start_ns, end_ns, limit, from_start=from_start)
+            names = [n for n in _FRAME_COLUMNS if n == "ts" or columns is None or n in columns]
             return pl.DataFrame(
-                {name: [getattr(c, name) for c in rows] for name in _FRAME_COLUMNS},
-                schema=dict.fromkeys(_FRAME_COLUMNS, pl.Float64) | _INT_COLUMNS,
+                {name: [getattr(c, name) for c in rows] for name in names},
+                schema={name: _INT_COLUMNS.get(name, pl.Float64) for name in names},
             )
         if start_ns is not None and end_ns is not None and end_ns <= start_ns:
             limit = 0
         return store.candles_frame(
             self.exchange, self.symbol, self.timeframe, start_ns, end_ns,
-            limit=limit, from_start=from_start,
+            limit=limit, from_start=from_start, columns=columns,
         )
 
 
@@ -223,5 +230,6 @@ class _Reader[Rows](Protocol):
     ) -> Rows: ...
 
 
+#: The store's frame columns (`db.store.CANDLE_SCHEMA`), for frames of resampled candles.
 _FRAME_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "trades", "vwap")
 _INT_COLUMNS = {"ts": pl.Int64, "trades": pl.Int64}

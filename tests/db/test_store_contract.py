@@ -122,6 +122,17 @@ def test_candles_frame_pages_like_candles(store: Store) -> None:
         assert frame["close"].to_list() == [c.close for c in objects], kwargs
 
 
+def test_candles_frame_reads_only_the_columns_asked_for(store: Store) -> None:
+    store.upsert_candles(minutes(4))
+    whole = store.candles_frame("sim", "BTC-USDT", "1m", limit=3)
+    some = store.candles_frame("sim", "BTC-USDT", "1m", limit=3, columns=["volume", "close"])
+    assert some.columns == ["ts", "close", "volume"]  # ts always, in schema order
+    assert some.equals(whole.select(some.columns))
+    assert store.candles_frame("sim", "BTC-USDT", "1m", columns=[]).columns == ["ts"]
+    with pytest.raises(ValueError, match="no candle column ts; DROP"):
+        store.candles_frame("sim", "BTC-USDT", "1m", columns=["ts; DROP"])
+
+
 def test_latest_candles_give_one_per_market_of_the_timeframe(store: Store) -> None:
     store.upsert_candles(
         minutes(3) + minutes(5, symbol="ETH-USDT") + minutes(2, exchange="binance")

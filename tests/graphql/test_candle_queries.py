@@ -179,6 +179,21 @@ def test_candle_series_holds_the_same_numbers_as_candle_objects(api: UvicornServ
             assert series[name] == [o[name] for o in objects], name
 
 
+def test_candle_series_reads_what_is_selected_through_fragments_and_aliases(
+    api: UvicornServer,
+) -> None:
+    for timeframe in ("1m", "10m"):  # stored, and resampled
+        arguments = f'{MARKET}, timeframe: "{timeframe}", limit: 50'
+        whole = post(api, f"{{ candleSeries({arguments}) {{ ts close volume trades }} }}")
+        some = post(api, f"{{ candleSeries({arguments}) {{ ts c: close ...v }} }} "
+                         "fragment v on CandleSeries { ... on CandleSeries { trades } }")
+        expected = whole["data"]["candleSeries"]
+        assert some["data"]["candleSeries"] == {
+            "ts": expected["ts"], "c": expected["close"], "trades": expected["trades"]
+        }
+        assert len(expected["ts"]) == 50
+
+
 def test_candle_series_ts_is_epoch_milliseconds(api: UvicornServer) -> None:
     body = post(api, "{ candleSeries(" + MARKET + ', timeframe: "1m", limit: 2) { ts } }')
     assert body["data"]["candleSeries"]["ts"] == [c.ts / 1e6 for c in BTC[-2:]]

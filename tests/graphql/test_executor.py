@@ -7,6 +7,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import polars as pl
 import pytest
 import strawberry
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -209,3 +210,26 @@ def test_a_column_refuses_values_its_scalar_cannot_carry(
 def test_a_float_column_of_huge_finite_values_is_accepted() -> None:
     # Their sum overflows to inf; the column then looks at each value.
     assert FloatColumn.of([1e308, 1e308]) == [1e308, 1e308]
+
+
+@pytest.mark.parametrize(
+    ("series", "words"),
+    [
+        (pl.Series([1.0, math.nan]), "non-finite"),
+        (pl.Series([1.0, math.inf]), "non-finite"),
+        (pl.Series([1.0, None]), "NoneType"),
+        (pl.Series(["1.0"]), "str"),
+    ],
+)
+def test_a_float_column_of_a_polars_series_checks_it_as_of_does(
+    series: pl.Series, words: str
+) -> None:
+    with pytest.raises(ColumnError, match=words):
+        FloatColumn.of_series(series)
+
+
+def test_a_float_column_of_a_polars_series_holds_its_values_as_floats() -> None:
+    column = FloatColumn.of_series(pl.Series([1.5, -2.0, 1e308]))
+    assert column == [1.5, -2.0, 1e308] and isinstance(column, FloatColumn)
+    assert FloatColumn.of_series(pl.Series([1, 2])) == [1.0, 2.0]  # ints become floats
+    assert all(type(v) is float for v in FloatColumn.of_series(pl.Series([1, 2])))
