@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,31 @@ query Strategies {
 """,
     },
     {
+        "query": """# Backtest EMA crossover on the simulator's 1-second candles (the variables
+# span a day either side of the server's start). Then see it in BacktestResult.
+mutation RunBacktest($start: DateTime!, $end: DateTime!) {
+  runBacktest(input: {
+    exchange: "sim", symbol: "BTC-USDT", timeframe: "1s", strategy: "ema_cross",
+    start: $start, end: $end, params: {fast: 5, slow: 20}, takerFee: 0.001
+  }) { id status }
+}
+""",
+        "variables": "__AROUND_START__",
+    },
+    {
+        "query": """# Recent backtests: status, metrics, first trades (backtest(id:) gives one)
+query BacktestResult {
+  backtests(limit: 5) {
+    items {
+      id status strategy progress error
+      metrics { totalReturn sharpe maxDrawdown tradeCount winRate }
+      trades(limit: 3) { side entryTime exitTime pnl }
+    }
+  }
+}
+""",
+    },
+    {
         "query": """# Live candles, forming and closed (press play, then stop).
 # With since: "<ISO time>" it first replays the stored candles from then on.
 subscription LiveCandles {
@@ -127,10 +153,19 @@ class CandleGraphQL(GraphQL[Context, None]):
         return HTMLResponse(self._page)
 
 
-def graphiql_page() -> str:
+def graphiql_page(now: datetime | None = None) -> str:
     template = (STATIC / "graphiql.html").read_text()
+    now = now or datetime.now(UTC)
+    around = json.dumps({
+        "start": (now - timedelta(days=1)).isoformat(timespec="seconds"),
+        "end": (now + timedelta(days=1)).isoformat(timespec="seconds"),
+    }, indent=2)
+    tabs = [
+        {**tab, "variables": around} if tab.get("variables") == "__AROUND_START__" else tab
+        for tab in EXAMPLE_QUERIES
+    ]
     # JSON inside a <script>: escape "<" so no string can close the element.
-    examples = json.dumps(EXAMPLE_QUERIES).replace("<", "\\u003c")
+    examples = json.dumps(tabs).replace("<", "\\u003c")
     return template.replace("__EXAMPLES__", examples)
 
 
