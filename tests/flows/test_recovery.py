@@ -18,10 +18,13 @@ import time
 from pathlib import Path
 
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 
+from market.messages import Trade
 from tests.conditions import eventually
 from tests.flows.flow_runs import (
     S,
+    Snapshot,
     acked,
     messages,
     ordered_trades,
@@ -91,19 +94,9 @@ async def test_a_flow_killed_mid_stream_and_restarted_stores_what_an_uninterrupt
         flow.terminate()
         flow.wait(timeout=30)
 
-    await js.delete_consumer("TRADES", "candles")
-    whole = tmp_path / "uninterrupted"
-    flow = start_flow(nats_server.url, whole, **settings)
-    try:
-        await eventually(lambda: acked(js, len(batches)), timeout_s=60, what="every message acked")
-    finally:
-        flow.terminate()
-        flow.wait(timeout=30)
-
-    markets = sorted({t.symbol for t in trades})
-    final_before = max(t.ts for t in trades) - LATENESS_NS
-    expected = stored(whole / "candlegraph.sqlite", markets, final_before)
-    got = stored(crashed / "candlegraph.sqlite", markets, final_before)
+    expected, got = await against_uninterrupted(
+        js, nats_server, tmp_path, crashed, trades, len(batches), settings
+    )
     assert len(expected[0]) > 3900 and len(expected[1]) > 50_000  # every timeframe, indicators
     assert sum(c.trades for k, c in expected[0].items() if k[1] == "1s") > 190_000
     assert got[0] == expected[0]
@@ -137,18 +130,28 @@ async def test_a_flow_killed_before_its_first_snapshot_reads_again_from_its_firs
         flow.terminate()
         flow.wait(timeout=30)
 
+    expected, got = await against_uninterrupted(
+        js, nats_server, tmp_path, crashed, trades, len(batches), settings
+    )
+    assert sum(c.trades for k, c in expected[0].items() if k[1] == "1s") > 3000
+    assert got == expected
+
+
+async def against_uninterrupted(
+    js: JetStreamContext, nats_server: NatsServer, tmp_path: Path, crashed: Path,
+    trades: list[Trade], messages: int, settings: dict[str, str],
+) -> tuple[Snapshot, Snapshot]:
+    """Run an uninterrupted flow over the whole stream into a fresh data directory; return
+    what it stored and what the crashed one stored, for the candles both have made final."""
     await js.delete_consumer("TRADES", "candles")
     whole = tmp_path / "uninterrupted"
     flow = start_flow(nats_server.url, whole, **settings)
     try:
-        await eventually(lambda: acked(js, len(batches)), timeout_s=30, what="every message acked")
+        await eventually(lambda: acked(js, messages), timeout_s=60, what="every message acked")
     finally:
         flow.terminate()
         flow.wait(timeout=30)
-
     markets = sorted({t.symbol for t in trades})
     final_before = max(t.ts for t in trades) - LATENESS_NS
-    expected = stored(whole / "candlegraph.sqlite", markets, final_before)
-    got = stored(crashed / "candlegraph.sqlite", markets, final_before)
-    assert sum(c.trades for k, c in expected[0].items() if k[1] == "1s") > 3000
-    assert got == expected
+    return (stored(whole / "candlegraph.sqlite", markets, final_before),
+            stored(crashed / "candlegraph.sqlite", markets, final_before))
