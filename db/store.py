@@ -242,7 +242,6 @@ CANDLE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-
 def frame_columns(columns: Sequence[str] | None) -> dict[str, pl.DataType]:
     """The `CANDLE_SCHEMA` columns a frame read returns: `ts` and those asked for (all for
     None), in schema order. Unknown names raise ValueError, so SQL only ever names these."""

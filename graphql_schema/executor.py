@@ -12,13 +12,12 @@ normal path:
   or enums) read straight from attributes (Strawberry fields without a resolver, `__typename`)
   is completed column by column, then zipped into response objects: aliases, fragments,
   `@skip`/`@include` and `__typename` work because the selection is the one graphql-core
-  collects. A column of a built-in scalar
-  whose values already have the exact Python type the scalar returns (float, int, str, bool) is
-  checked in bulk (finite, 32-bit) instead of coerced value by value; other scalars and enums go
-  through their usual coercion. Anything unusual (a null in a non-null field, a value the scalar
-  would convert or reject, a field with a resolver or arguments, `@defer`/`@stream`, schema
-  extensions that wrap resolvers) falls back to the normal path, which then reports errors
-  exactly as before.
+  collects. A column of a built-in scalar whose values already have the exact Python type the
+  scalar returns (float, int, str, bool) is checked in bulk (finite, 32-bit) instead of coerced
+  value by value; other scalars and enums go through their usual coercion. Anything unusual
+  (a null in a non-null field, a value the scalar would convert or reject, a field with a
+  resolver or arguments, `@defer`/`@stream`, schema extensions that wrap resolvers) falls back
+  to the normal path, which then reports errors exactly as before.
 """
 
 from __future__ import annotations

@@ -146,6 +146,5 @@ def is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
-
 def _needs_rewrite(error: GraphQLError) -> bool:
     return is_unexpected(error) or "code" not in (error.extensions or {})
