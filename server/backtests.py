@@ -38,6 +38,7 @@ import contextlib
 import logging
 import math
 import multiprocessing
+import queue
 import threading
 import time
 import uuid
@@ -129,6 +130,9 @@ class BacktestService:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backtest-records")
         self._context = multiprocessing.get_context("spawn")
         self._events = self._context.Queue()
+        # Ends the event reader: not a sentinel through the queue, whose lock a worker killed
+        # while putting an event would hold for ever (the sentinel then never arrives).
+        self._events_done = threading.Event()
         self._pool: ProcessPoolExecutor | None = None
         self._reader: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -162,7 +166,7 @@ class BacktestService:
             workers = list((self._pool._processes or {}).values())
             self._pool.shutdown(wait=False, cancel_futures=True)
             await asyncio.to_thread(_stop_workers, workers, _SHUTDOWN_GRACE_S)
-        self._events.put(None)
+        self._events_done.set()
         if self._reader is not None:
             await asyncio.to_thread(self._reader.join)
         await asyncio.to_thread(self._writer.shutdown, wait=True)
@@ -421,9 +425,12 @@ class BacktestService:
         loop = self._loop
         assert loop is not None
         while True:
-            event = self._events.get()
-            if event is None:
-                return
+            try:
+                event = self._events.get(timeout=_EVENT_POLL_S)
+            except queue.Empty:
+                if self._events_done.is_set():  # the workers have stopped: nothing is coming
+                    return
+                continue
             try:
                 loop.call_soon_threadsafe(self._on_event, event)
             except RuntimeError:  # the loop has closed
@@ -620,6 +627,8 @@ def _log_failure(what: str) -> Callable[[Future | asyncio.Future], None]:
 
 #: How long `close` lets workers finish their batch before it kills them.
 _SHUTDOWN_GRACE_S = 5.0
+#: How often the event reader looks up from an empty queue to see whether it should stop.
+_EVENT_POLL_S = 0.2
 
 
 def _stop_workers(workers: list[multiprocessing.process.BaseProcess], grace_s: float) -> None:

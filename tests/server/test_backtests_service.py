@@ -7,6 +7,7 @@ cancelled, a worker process dying, and the records a stopped server leaves behin
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import time
 from collections.abc import AsyncIterator
@@ -151,3 +152,19 @@ def test_backtest_settings_come_from_the_environment_and_are_bounded() -> None:
         Settings(sweep_max_runs=MAX_COMBINATIONS + 1)
     with pytest.raises(SettingsError, match="backtest_workers must be 1 to 64 processes, got 0"):
         Settings(backtest_workers=0)
+
+
+async def test_closing_does_not_wait_on_an_event_queue_a_killed_worker_left_locked(
+    tmp_path: Path,
+) -> None:
+    # A worker killed while putting a progress event keeps the queue's write lock for ever;
+    # the shutdown must not need to put anything through it.
+    settings = Settings(data_dir=tmp_path, backtest_workers=1)
+    store = SqliteStore(settings.store_path)
+    service = BacktestService(store, settings)
+    await service.start()
+    assert service._events._wlock.acquire(timeout=1)  # as the killed worker left it
+    try:
+        await asyncio.wait_for(service.close(), timeout=30)
+    finally:
+        store.close()
