@@ -60,6 +60,7 @@ from db.store import (
     BACKTEST_TRADE_SCHEMA,
     BacktestRecord,
     IndicatorPoint,
+    IndicatorValues,
     StoreError,
     SymbolSummary,
     frame_columns,
@@ -330,6 +331,13 @@ class QuestDBStore:
             f"writing {len(points)} indicator values",
             {"indicators": indicators_dataframe(points)},
         )
+
+    def upsert_indicator_values(self, rows: Sequence[IndicatorValues]) -> None:
+        self.upsert_indicators([
+            IndicatorPoint(exchange, symbol, timeframe, ts, name, value)
+            for exchange, symbol, timeframe, ts, values in rows
+            for name, value in values.items()
+        ])
 
     def indicators(
         self,

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import msgspec
 import polars as pl
 
-from db.store import BacktestRecord, IndicatorPoint, StoreError
+from db.store import BacktestRecord, IndicatorPoint, IndicatorValues, StoreError
 
 #: Columns of the `backtests` table, in the order of `BacktestRecord`'s fields.
 BACKTEST_COLUMNS: tuple[str, ...] = BacktestRecord.__struct_fields__
@@ -71,19 +71,26 @@ _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(dict[str, float | None])
 
 
-def indicator_objects(points: Iterable[IndicatorPoint]) -> list[IndicatorObject]:
-    """One object per run of consecutive points with the same (exchange, symbol, timeframe, ts),
-    so sorted points give one per key; the last value of a name in a run wins.
+def indicator_values(points: Iterable[IndicatorPoint]) -> list[IndicatorValues]:
+    """One row per run of consecutive points with the same (exchange, symbol, timeframe, ts),
+    so sorted points give one per key; the last value of a name in a run wins."""
+    return [
+        IndicatorValues(*key, {point[4]: point[5] for point in run})
+        for key, run in itertools.groupby(points, _KEY)
+    ]
+
+
+def indicator_objects(rows: Iterable[IndicatorValues]) -> list[IndicatorObject]:
+    """Each row's values as one JSON object.
 
     Floats are written in their shortest form that reads back to the same double. NaN and
     infinities are written as `null`, which the store reads as no value.
     """
-    objects = []
-    for (exchange, symbol, timeframe, ts), run in itertools.groupby(points, _KEY):
-        values = {point[4]: point[5] for point in run}
-        json = _ENCODER.encode(values).decode()
-        objects.append(IndicatorObject(exchange, symbol, timeframe, ts, tuple(values), json))
-    return objects
+    encode = _ENCODER.encode
+    return [
+        IndicatorObject(exchange, symbol, timeframe, ts, tuple(values), encode(values).decode())
+        for exchange, symbol, timeframe, ts, values in rows
+    ]
 
 
 def indicator_object_frame(rows: Sequence[tuple[int, str]], names: Sequence[str]) -> pl.DataFrame:

@@ -35,6 +35,7 @@ from db.rows import (
     backtest_row,
     indicator_object_frame,
     indicator_objects,
+    indicator_values,
 )
 from db.series import (
     SeriesExtent,
@@ -51,6 +52,7 @@ from db.store import (
     BACKTEST_TRADE_SCHEMA,
     BacktestRecord,
     IndicatorPoint,
+    IndicatorValues,
     StoreError,
     SymbolSummary,
     frame_columns,
@@ -333,10 +335,14 @@ class SqliteStore:
 
     # Indicators ----------------------------------------------------------------------------
     def upsert_indicators(self, points: Sequence[IndicatorPoint]) -> None:
-        if not points:
+        self.upsert_indicator_values(indicator_values(points))
+
+    def upsert_indicator_values(self, rows: Sequence[IndicatorValues]) -> None:
+        if not rows:
             return
-        objects = indicator_objects(points)
-        with self._transaction(f"writing {len(points)} indicator values") as conn:
+        objects = indicator_objects(rows)
+        count = sum(len(o.names) for o in objects)
+        with self._transaction(f"writing {count} indicator values") as conn:
             ids, names = self._write_indicator_objects(conn, objects)
         self._series_ids.update(ids)
         self._stored_names.update(names)
@@ -386,7 +392,7 @@ class SqliteStore:
         )
         # A (series, ts) cut by a chunk boundary is written twice; the upsert merges it.
         while chunk := old.fetchmany(_MIGRATE_CHUNK):
-            self._write_indicator_objects(conn, indicator_objects(chunk))
+            self._write_indicator_objects(conn, indicator_objects(indicator_values(chunk)))
         conn.execute("DROP TABLE indicators")
 
     def indicators(

@@ -11,7 +11,7 @@ timeframe, ts, name), `backtests` (key id) with `backtest_trades` and `backtest_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal, NamedTuple, Protocol
 
 import msgspec
@@ -36,6 +36,17 @@ class IndicatorPoint(NamedTuple):
     ts: int
     name: str
     value: float
+
+
+class IndicatorValues(NamedTuple):
+    """The indicator values at the close of one candle, by name (`{"sma_20": 101.25}`): what
+    the flow has per final candle, written without a row object per value."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+    ts: int
+    values: Mapping[str, float]
 
 
 class SymbolSummary(NamedTuple):
@@ -168,6 +179,10 @@ class Store(Protocol):
     # Indicators ----------------------------------------------------------------------------
     def upsert_indicators(self, points: Sequence[IndicatorPoint]) -> None:
         """Insert or replace values keyed by (exchange, symbol, timeframe, ts, name), durably."""
+        ...
+
+    def upsert_indicator_values(self, rows: Sequence[IndicatorValues]) -> None:
+        """`upsert_indicators` of every value of every row."""
         ...
 
     def indicators(

@@ -33,7 +33,7 @@ import msgspec
 import numpy as np
 from bytewax.operators import StatefulBatchLogic
 
-from db.store import IndicatorPoint
+from db.store import IndicatorValues
 from flows.jetstream_source import RawMessage
 from flows.outputs import FlowOutput
 from flows.subjects import key_of_trades_subject, trades_subject
@@ -220,7 +220,7 @@ class CandleLogic(StatefulBatchLogic[RawMessage, FlowOutput, bytes]):
         stored = closed.to_candles()
         published = list(stored)
         self._throttle.settled(closed.market * n_tf + closed.timeframe)
-        points, extra = self._indicators(result.final, closed, published)
+        indicators, extra = self._indicators(result.final, closed, published)
         published += extra
         forming_rows = np.flatnonzero(~updates.closed)
         if len(forming_rows):
@@ -229,13 +229,13 @@ class CandleLogic(StatefulBatchLogic[RawMessage, FlowOutput, bytes]):
             published += forming.take(due).to_candles()
         if stored:
             counts["candles_closed"] = len(stored)
-        if points:
-            counts["indicator_values"] = len(points)
-        return FlowOutput(stored, published, letters, acks, points, counts)
+        if indicators:
+            counts["indicator_values"] = sum(len(row.values) for row in indicators)
+        return FlowOutput(stored, published, letters, acks, indicators, counts)
 
     def _indicators(
         self, final: CandleColumns, closed: CandleColumns, published: list[Candle]
-    ) -> tuple[list[IndicatorPoint], list[Candle]]:
+    ) -> tuple[list[IndicatorValues], list[Candle]]:
         """Update indicators with the final candles; attach their values to the closed
         candles published in this output, or publish the final candle again with them."""
         if not len(final):
@@ -247,23 +247,21 @@ class CandleLogic(StatefulBatchLogic[RawMessage, FlowOutput, bytes]):
                 strict=True,
             ))
         }
-        points: list[IndicatorPoint] = []
+        rows: list[IndicatorValues] = []
         extra: list[Candle] = []
         finals = final.to_candles()
         keys = zip(final.market.tolist(), final.timeframe.tolist(), strict=True)
         for candle, (market, timeframe), outputs in zip(finals, keys, values, strict=True):
-            points.extend(
-                IndicatorPoint(
-                    candle.exchange, candle.symbol, candle.timeframe, candle.ts, name, value
-                )
-                for name, value in outputs.items()
-            )
+            if outputs:
+                rows.append(IndicatorValues(
+                    candle.exchange, candle.symbol, candle.timeframe, candle.ts, outputs
+                ))
             i = position.get((market, timeframe, candle.ts))
             if i is not None:
                 published[i] = msgspec.structs.replace(published[i], indicators=outputs)
             else:
                 extra.append(msgspec.structs.replace(candle, indicators=outputs))
-        return points, extra
+        return rows, extra
 
 
 def warm_up(options: FlowOptions) -> None:

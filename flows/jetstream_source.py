@@ -33,7 +33,9 @@ from pathlib import Path
 import msgspec
 import nats.errors
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header
 from nats.js.errors import NotFoundError
 
 from flows.nats_bridge import NatsBridge
@@ -41,6 +43,12 @@ from flows.streams import ensure_streams
 from flows.subjects import TRADES_STREAM, TRADES_SUBJECTS
 
 log = logging.getLogger(__name__)
+
+_PULL_EXPIRES_NS = 5 * 10**9
+_FULL_RECHECK_S = 0.002
+_STATUS = Header.STATUS.value
+_DESCRIPTION = Header.DESCRIPTION.value
+_PENDING_MESSAGES = "Nats-Pending-Messages"
 
 
 class RawMessage(msgspec.Struct, frozen=True):
@@ -103,6 +111,7 @@ class JetStreamSource(FixedPartitionedSource[RawMessage, int]):
                 ack_wait=self._ack_wait_s,
                 max_ack_pending=self._max_ack_pending,
                 max_waiting=16,
+                filter_subject=TRADES_SUBJECTS,
             ),
             fetch_batch=self._fetch_batch,
             max_buffered_bytes=self._max_buffered_bytes,
@@ -151,7 +160,7 @@ class _JetStreamPartition(StatefulSourcePartition[RawMessage, int]):
             config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
             config.opt_start_seq = resume_after + 1
 
-        async def subscribe() -> object:
+        async def open_consumer() -> None:
             await ensure_streams(bridge.js)
             if resume_after is not None:
                 last = (await bridge.js.stream_info(TRADES_STREAM)).state.last_seq
@@ -166,38 +175,26 @@ class _JetStreamPartition(StatefulSourcePartition[RawMessage, int]):
                 # Deliver again from the snapshot's position, whatever was acked since.
                 with contextlib.suppress(NotFoundError):
                     await bridge.js.delete_consumer(TRADES_STREAM, durable)
-            return await bridge.js.pull_subscribe(
-                TRADES_SUBJECTS, durable=durable, stream=TRADES_STREAM, config=config
-            )
+            try:
+                await bridge.js.consumer_info(TRADES_STREAM, durable)
+            except NotFoundError:
+                await bridge.js.add_consumer(TRADES_STREAM, config)
 
-        self._sub = bridge.call(subscribe)
+        bridge.call(open_consumer)
         if resume_after is None:
             # A snapshot taken before the first message must point where the consumer is.
             info = bridge.call(lambda: bridge.js.consumer_info(TRADES_STREAM, durable))
             self._position = info.ack_floor.stream_seq if info.ack_floor else 0
-        bridge.spawn(self._fetch_forever)
+        self._puller = _Puller(self, f"$JS.API.CONSUMER.MSG.NEXT.{TRADES_STREAM}.{durable}")
+        self._sub = bridge.call(self._puller.subscribe)
+        bridge.spawn(self._puller.pull_forever)
 
-    async def _fetch_forever(self) -> None:
-        average = 1024
-        while True:
-            room = self._max_buffered_bytes - (self._fetched_bytes - self._taken_bytes)
-            if room <= 0:
-                await asyncio.sleep(0.002)
-                continue
-            want = max(1, min(self._fetch_batch, room // average))
-            try:
-                msgs = await self._sub.fetch(want, timeout=0.5)  # type: ignore[attr-defined]
-            except nats.errors.TimeoutError:
-                continue
-            except (nats.errors.ConnectionClosedError, asyncio.CancelledError):
-                return
-            raw = [
-                RawMessage(m.subject, m.data, m.reply, m.metadata.sequence.stream) for m in msgs
-            ]
-            size = sum(len(r.data) for r in raw)
-            average = max(64, size // max(1, len(raw)))
-            self._buffer.extend(raw)
-            self._fetched_bytes += size
+    def _room(self) -> int:
+        return self._max_buffered_bytes - (self._fetched_bytes - self._taken_bytes)
+
+    def _received(self, message: RawMessage) -> None:
+        self._buffer.append(message)
+        self._fetched_bytes += len(message.data)
 
     def next_batch(self) -> list[RawMessage]:
         buffer = self._buffer
@@ -224,8 +221,81 @@ class _JetStreamPartition(StatefulSourcePartition[RawMessage, int]):
         return self._position
 
     def close(self) -> None:
-        # Unsubscribing first: draining a pull subscription would wait for messages that the
-        # stopped fetching task will never take.
+        # Unsubscribing first: draining the subscription would wait for messages that the
+        # stopped pulling task will never take.
         with contextlib.suppress(Exception):
             self._bridge.call(self._sub.unsubscribe, timeout=5)  # type: ignore[attr-defined]
         self._bridge.close()
+
+
+class _Puller:
+    """Keeps pull requests outstanding on the consumer and hands each message to the partition.
+
+    nats-py's `fetch` waits for each message of a pull in turn (a task and a timeout per
+    message) and sends the next pull only when one ends, which cost about 60 µs a message
+    here. This sends JetStream's pull requests itself (`batch` messages, `expires` in
+    nanoseconds) to one inbox whose callback buffers the messages, and keeps up to two pulls
+    outstanding while the partition has room, so delivery never waits on a round trip; a full
+    partition stops pulling until `next_batch` makes room.
+
+    `owed` counts messages asked for and not yet delivered. A pull that expires unfilled
+    answers with status 408 and `Nats-Pending-Messages` (what it still owed); other statuses
+    (409: the consumer was deleted or hit `max_waiting`) end the pull, so everything owed is
+    asked for again.
+    """
+
+    def __init__(self, partition: _JetStreamPartition, next_subject: str) -> None:
+        self._partition = partition
+        self._next_subject = next_subject
+        self._owed = 0
+        self._wanted = asyncio.Event()
+        self._inbox = ""
+        batch = partition._fetch_batch
+        self._request = msgspec.json.encode({"batch": batch, "expires": _PULL_EXPIRES_NS})
+
+    async def subscribe(self) -> Subscription:
+        nc = self._partition._bridge.nc
+        self._inbox = nc.new_inbox()
+        return await nc.subscribe(self._inbox, cb=self._on_message)
+
+    async def pull_forever(self) -> None:
+        nc = self._partition._bridge.nc
+        batch = self._partition._fetch_batch
+        while True:
+            if self._partition._room() <= 0:
+                await asyncio.sleep(_FULL_RECHECK_S)  # until `next_batch` makes room
+                continue
+            if self._owed <= batch:
+                try:
+                    await nc.publish(self._next_subject, self._request, reply=self._inbox)
+                except nats.errors.ConnectionClosedError:
+                    return
+                self._owed += batch
+                continue
+            # Woken once a delivery leaves at most one pull owed, or a pull ends.
+            self._wanted.clear()
+            try:
+                await asyncio.wait_for(self._wanted.wait(), _PULL_EXPIRES_NS / 1e9 + 1.0)
+            except TimeoutError:
+                # Every pull ends within its expiry, filled or answered 408: these were lost
+                # (a reconnect drops them), so ask again.
+                log.info("no answer to %d pulled messages: pulling again", self._owed)
+                self._owed = 0
+
+    async def _on_message(self, msg: Msg) -> None:
+        headers = msg.headers
+        if headers and _STATUS in headers:
+            if headers[_STATUS] == "408":
+                self._owed -= int(headers.get(_PENDING_MESSAGES, 0))
+            else:
+                log.debug("pull on %s ended: %s %s", self._next_subject, headers[_STATUS],
+                          headers.get(_DESCRIPTION, ""))
+                self._owed = 0
+            self._owed = max(self._owed, 0)
+            self._wanted.set()
+            return
+        self._owed -= 1
+        seq = msg.metadata.sequence.stream
+        self._partition._received(RawMessage(msg.subject, msg.data, msg.reply, seq))
+        if self._owed <= self._partition._fetch_batch:
+            self._wanted.set()

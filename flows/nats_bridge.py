@@ -1,7 +1,8 @@
 """A nats-py connection on its own event-loop thread, for Bytewax's synchronous callbacks.
 
 Bytewax calls sources and sinks from plain threads, while nats-py is asyncio only. The bridge
-owns one loop in a daemon thread; `call` runs a coroutine there and waits for its result.
+owns one loop in a daemon thread; `call` runs a coroutine there and waits for its result,
+`submit` starts one and returns its future.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from typing import TypeVar
 
 import nats
@@ -39,11 +41,15 @@ class NatsBridge:
 
     def call(self, make: Callable[[], Awaitable[T]], *, timeout: float = 30.0) -> T:
         """Run the coroutine `make()` on the bridge's loop and return its result."""
+        return self.submit(make).result(timeout)
+
+    def submit(self, make: Callable[[], Awaitable[T]]) -> Future[T]:
+        """Start the coroutine `make()` on the bridge's loop; its future holds the result."""
 
         async def run() -> T:
             return await make()
 
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
+        return asyncio.run_coroutine_threadsafe(run(), self._loop)
 
     def spawn(self, make: Callable[[], Awaitable[None]]) -> None:
         """Start a background task on the bridge's loop."""

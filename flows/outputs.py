@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from db.store import IndicatorPoint
+from db.store import IndicatorValues
 from market.messages import Candle, DeadLetter
 
 
@@ -13,12 +13,13 @@ class FlowOutput(msgspec.Struct, frozen=True):
 
     `candles` are closed candles to store (new or amended); `updates` the candle messages to
     publish, in order (forming ones throttled, closed ones always, final ones with their
-    indicators); `indicators` the values to store; `counts` feed the flow's statistics.
+    indicators); `indicators` the values to store, one row per final candle; `counts` feed
+    the flow's statistics.
     """
 
     candles: list[Candle]
     updates: list[Candle]
     dead_letters: list[DeadLetter]
     acks: list[str]
-    indicators: list[IndicatorPoint] = msgspec.field(default_factory=list)
+    indicators: list[IndicatorValues] = msgspec.field(default_factory=list)
     counts: dict[str, int] = msgspec.field(default_factory=dict)

@@ -2,6 +2,9 @@
 
 The order is the guarantee: a message's reply subject is acked only after the candles and
 indicator values it produced are committed to the store and its updates are flushed to NATS.
+Publishing and acking run on the NATS thread while the flow goes on with the next batch; the
+next `write_batch` (or `close`) waits for them first, so batches publish in order and a
+failure stops the flow.
 If the process dies in between, the message is delivered again (see `flows.jetstream_source`
 for how recovery repositions the consumer), and upserts make the rewrite harmless.
 
@@ -13,8 +16,10 @@ line, and a JSON message on `stats.flow.<worker>` (see `flows.stats`).
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
@@ -28,6 +33,8 @@ from market.messages import encode
 log = logging.getLogger(__name__)
 
 _ACK = b"+ACK"
+_PUBLISH_TIMEOUT_S = 30.0
+_INDICATOR_KEY = operator.itemgetter(0, 1, 2, 3)  # (exchange, symbol, timeframe, ts)
 
 
 class StoreAndPublishSink(DynamicSink[FlowOutput]):
@@ -57,6 +64,7 @@ class _StoreAndPublishPartition(StatelessSinkPartition[FlowOutput]):
         self._bridge = bridge
         self._store = store
         self._stats = stats
+        self._publishing: Future[None] | None = None
 
     def write_batch(self, items: list[FlowOutput]) -> None:
         # A store error propagates: the flow stops without acking, and the messages come back.
@@ -67,9 +75,11 @@ class _StoreAndPublishPartition(StatelessSinkPartition[FlowOutput]):
         )
         if closed:
             self._store.upsert_candles(closed)
-        points = sorted(p for item in items for p in item.indicators)
-        if points:
-            self._store.upsert_indicators(points)
+        indicators = sorted(
+            (row for item in items for row in item.indicators), key=_INDICATOR_KEY
+        )
+        if indicators:
+            self._store.upsert_indicator_values(indicators)
         for item in items:
             self._stats.add(item.counts)
         report = self._stats.report_if_due()
@@ -90,8 +100,19 @@ class _StoreAndPublishPartition(StatelessSinkPartition[FlowOutput]):
                     await nc.publish(reply, _ACK)
             await nc.flush()
 
-        self._bridge.call(publish_and_ack)
+        # Publishing overlaps the next batch's work; one batch at a time keeps the order.
+        self._finish_publishing()
+        self._publishing = self._bridge.submit(publish_and_ack)
+
+    def _finish_publishing(self) -> None:
+        """Wait for the previous batch's updates and acks; raise if they failed."""
+        if self._publishing is not None:
+            publishing, self._publishing = self._publishing, None
+            publishing.result(_PUBLISH_TIMEOUT_S)
 
     def close(self) -> None:
-        self._bridge.close()
-        self._store.close()
+        try:
+            self._finish_publishing()
+        finally:
+            self._bridge.close()
+            self._store.close()

@@ -15,6 +15,7 @@ from db.store import (
     CANDLE_SCHEMA,
     BacktestRecord,
     IndicatorPoint,
+    IndicatorValues,
     Store,
     SymbolSummary,
 )
@@ -322,6 +323,19 @@ def test_writing_some_names_keeps_the_other_names_at_that_ts(store: Store) -> No
     assert store.indicators("sim", "BTC-USDT", "1m").rows() == [
         (T0, 1.0, 4.0, None), (T0 + M, 2.0, 5.0, 6.0)
     ]
+
+
+def test_rows_of_values_write_what_their_points_write(store: Store) -> None:
+    store.upsert_indicators(points("a", {0: 1.0}) + points("b", {0: 2.0}))
+    store.upsert_indicator_values([
+        IndicatorValues("sim", "BTC-USDT", "1m", T0, {"b": 2.5, "c": 3.0}),
+        IndicatorValues("sim", "BTC-USDT", "1m", T0 + M, {"a": 4.0}),
+        IndicatorValues("sim", "ETH-USDT", "1m", T0, {"a": 5.0}),
+    ])
+    assert store.indicators("sim", "BTC-USDT", "1m").rows() == [
+        (T0, 1.0, 2.5, 3.0), (T0 + M, 4.0, None, None)
+    ]
+    assert store.indicators("sim", "ETH-USDT", "1m").rows() == [(T0, 5.0)]
 
 
 def test_every_indicator_value_round_trips_exactly(store: Store) -> None:

@@ -104,7 +104,10 @@ def test_final_candles_carry_their_indicators_and_store_them() -> None:
               for i in range(10)]
     out = run([trades_message(t, reply=str(i)) for i, t in enumerate(trades)],
               timeframes="1s", indicators=specs, allowed_lateness=timedelta(0))
-    points = {(p.ts, p.name): p.value for item in out for p in item.indicators}
+    points = {
+        (row.ts, name): value
+        for item in out for row in item.indicators for name, value in row.values.items()
+    }
     # Closes 100..109: the SMA of three is the middle one, from the third candle on.
     assert points[(T0 + 2 * S, "sma_3")] == pytest.approx(101.0)
     assert points[(T0 + 9 * S, "sma_3")] == pytest.approx(108.0)
