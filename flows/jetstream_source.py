@@ -44,7 +44,6 @@ from flows.subjects import TRADES_STREAM, TRADES_SUBJECTS
 
 log = logging.getLogger(__name__)
 
-_PULL_EXPIRES_NS = 5 * 10**9
 _FULL_RECHECK_S = 0.002
 _STATUS = Header.STATUS.value
 _DESCRIPTION = Header.DESCRIPTION.value
@@ -69,6 +68,7 @@ class JetStreamSource(FixedPartitionedSource[RawMessage, int]):
         *,
         durable: str = "candles",
         fetch_batch: int = 256,
+        pull_expires_s: float = 5.0,
         max_buffered_bytes: int = 32 * 1024 * 1024,
         batch_bytes: int = 4 * 1024 * 1024,
         ack_wait_s: float = 60.0,
@@ -81,6 +81,7 @@ class JetStreamSource(FixedPartitionedSource[RawMessage, int]):
         self._stop = stop or threading.Event()
         self._durable = durable
         self._fetch_batch = fetch_batch
+        self._pull_expires_s = pull_expires_s
         self._max_buffered_bytes = max_buffered_bytes
         self._batch_bytes = batch_bytes
         self._ack_wait_s = ack_wait_s
@@ -114,6 +115,7 @@ class JetStreamSource(FixedPartitionedSource[RawMessage, int]):
                 filter_subject=TRADES_SUBJECTS,
             ),
             fetch_batch=self._fetch_batch,
+            pull_expires_s=self._pull_expires_s,
             max_buffered_bytes=self._max_buffered_bytes,
             batch_bytes=self._batch_bytes,
             stop=self._stop,
@@ -142,6 +144,7 @@ class _JetStreamPartition(StatefulSourcePartition[RawMessage, int]):
         resume_after: int | None,
         config: ConsumerConfig,
         fetch_batch: int,
+        pull_expires_s: float,
         max_buffered_bytes: int,
         batch_bytes: int,
         stop: threading.Event,
@@ -185,7 +188,9 @@ class _JetStreamPartition(StatefulSourcePartition[RawMessage, int]):
             # A snapshot taken before the first message must point where the consumer is.
             info = bridge.call(lambda: bridge.js.consumer_info(TRADES_STREAM, durable))
             self._position = info.ack_floor.stream_seq if info.ack_floor else 0
-        self._puller = _Puller(self, f"$JS.API.CONSUMER.MSG.NEXT.{TRADES_STREAM}.{durable}")
+        self._puller = _Puller(
+            self, f"$JS.API.CONSUMER.MSG.NEXT.{TRADES_STREAM}.{durable}", pull_expires_s
+        )
         self._sub = bridge.call(self._puller.subscribe)
         bridge.spawn(self._puller.pull_forever)
 
@@ -244,14 +249,20 @@ class _Puller:
     asked for again.
     """
 
-    def __init__(self, partition: _JetStreamPartition, next_subject: str) -> None:
+    def __init__(
+        self, partition: _JetStreamPartition, next_subject: str, expires_s: float
+    ) -> None:
         self._partition = partition
         self._next_subject = next_subject
+        self._expires_s = expires_s
         self._owed = 0
+        self.pulls = 0  # pull requests sent
+        self.expired = 0  # pulls that ended unfilled (408)
         self._wanted = asyncio.Event()
         self._inbox = ""
         batch = partition._fetch_batch
-        self._request = msgspec.json.encode({"batch": batch, "expires": _PULL_EXPIRES_NS})
+        expires_ns = round(expires_s * 1e9)
+        self._request = msgspec.json.encode({"batch": batch, "expires": expires_ns})
 
     async def subscribe(self) -> Subscription:
         nc = self._partition._bridge.nc
@@ -271,11 +282,12 @@ class _Puller:
                 except nats.errors.ConnectionClosedError:
                     return
                 self._owed += batch
+                self.pulls += 1
                 continue
             # Woken once a delivery leaves at most one pull owed, or a pull ends.
             self._wanted.clear()
             try:
-                await asyncio.wait_for(self._wanted.wait(), _PULL_EXPIRES_NS / 1e9 + 1.0)
+                await asyncio.wait_for(self._wanted.wait(), self._expires_s + 1.0)
             except TimeoutError:
                 # Every pull ends within its expiry, filled or answered 408: these were lost
                 # (a reconnect drops them), so ask again.
@@ -286,7 +298,8 @@ class _Puller:
         headers = msg.headers
         if headers and _STATUS in headers:
             if headers[_STATUS] == "408":
-                self._owed -= int(headers.get(_PENDING_MESSAGES, 0))
+                self._owed -= int(headers.get(_PENDING_MESSAGES, self._partition._fetch_batch))
+                self.expired += 1
             else:
                 log.debug("pull on %s ended: %s %s", self._next_subject, headers[_STATUS],
                           headers.get(_DESCRIPTION, ""))
