@@ -45,6 +45,7 @@ from flows.subjects import TRADES_STREAM, TRADES_SUBJECTS
 log = logging.getLogger(__name__)
 
 _FULL_RECHECK_S = 0.002
+_PULL_BYTES = 4 * 1024 * 1024
 _STATUS = Header.STATUS.value
 _DESCRIPTION = Header.DESCRIPTION.value
 _PENDING_MESSAGES = "Nats-Pending-Messages"
@@ -238,15 +239,20 @@ class _Puller:
 
     nats-py's `fetch` waits for each message of a pull in turn (a task and a timeout per
     message) and sends the next pull only when one ends, which cost about 60 µs a message
-    here. This sends JetStream's pull requests itself (`batch` messages, `expires` in
-    nanoseconds) to one inbox whose callback buffers the messages, and keeps up to two pulls
-    outstanding while the partition has room, so delivery never waits on a round trip; a full
-    partition stops pulling until `next_batch` makes room.
+    here. This sends JetStream's pull requests itself to one inbox whose callback buffers the
+    messages, and sends the next pull as soon as at most one pull's worth is owed, so delivery
+    never waits on a round trip and at most two pulls are outstanding.
 
-    `owed` counts messages asked for and not yet delivered. A pull that expires unfilled
-    answers with status 408 and `Nats-Pending-Messages` (what it still owed); other statuses
-    (409: the consumer was deleted or hit `max_waiting`) end the pull, so everything owed is
-    asked for again.
+    Each pull asks for `fetch_batch` messages, `expires` after `pull_expires_s`, and at most
+    `max_bytes` (`_PULL_BYTES`, less when the partition has less room): the server ends a
+    pull at that size, so what it pushes at once stays bounded whatever the message sizes,
+    far from nats-server's per-client limit (64 MiB by default) past which it cuts a slow
+    consumer off. A full partition stops pulling until `next_batch` makes room.
+
+    `owed` counts messages asked for and not yet delivered. A pull that ends short answers
+    with a status and `Nats-Pending-Messages` (what it still owed): 408 when it expired, 409
+    when the next message would pass `max_bytes`. A status without that count (409: the
+    consumer was deleted, or too many pulls wait) ends everything, so all is asked again.
     """
 
     def __init__(
@@ -255,14 +261,13 @@ class _Puller:
         self._partition = partition
         self._next_subject = next_subject
         self._expires_s = expires_s
+        self._expires_ns = round(expires_s * 1e9)
+        self._batch = partition._fetch_batch
         self._owed = 0
         self.pulls = 0  # pull requests sent
-        self.expired = 0  # pulls that ended unfilled (408)
+        self.expired = 0  # pulls that ended unfilled on their expiry (408)
         self._wanted = asyncio.Event()
         self._inbox = ""
-        batch = partition._fetch_batch
-        expires_ns = round(expires_s * 1e9)
-        self._request = msgspec.json.encode({"batch": batch, "expires": expires_ns})
 
     async def subscribe(self) -> Subscription:
         nc = self._partition._bridge.nc
@@ -271,44 +276,51 @@ class _Puller:
 
     async def pull_forever(self) -> None:
         nc = self._partition._bridge.nc
-        batch = self._partition._fetch_batch
+        # A pull must fit the largest message the server accepts, or it could never end full.
+        smallest = nc.max_payload + 4096
         while True:
-            if self._partition._room() <= 0:
+            room = self._partition._room()
+            if room <= 0:
                 await asyncio.sleep(_FULL_RECHECK_S)  # until `next_batch` makes room
                 continue
-            if self._owed <= batch:
+            if self._owed <= self._batch:
+                request = msgspec.json.encode({
+                    "batch": self._batch,
+                    "max_bytes": max(min(room, _PULL_BYTES), smallest),
+                    "expires": self._expires_ns,
+                })
                 try:
-                    await nc.publish(self._next_subject, self._request, reply=self._inbox)
+                    await nc.publish(self._next_subject, request, reply=self._inbox)
                 except nats.errors.ConnectionClosedError:
                     return
-                self._owed += batch
+                self._owed += self._batch
                 self.pulls += 1
                 continue
-            # Woken once a delivery leaves at most one pull owed, or a pull ends.
+            # Woken once deliveries leave at most one pull owed, or a pull ends.
             self._wanted.clear()
             try:
                 await asyncio.wait_for(self._wanted.wait(), self._expires_s + 1.0)
             except TimeoutError:
-                # Every pull ends within its expiry, filled or answered 408: these were lost
-                # (a reconnect drops them), so ask again.
+                # Every pull ends within its expiry, filled or answered with a status:
+                # these were lost (a reconnect drops them), so ask again.
                 log.info("no answer to %d pulled messages: pulling again", self._owed)
                 self._owed = 0
 
     async def _on_message(self, msg: Msg) -> None:
         headers = msg.headers
         if headers and _STATUS in headers:
-            if headers[_STATUS] == "408":
-                self._owed -= int(headers.get(_PENDING_MESSAGES, self._partition._fetch_batch))
-                self.expired += 1
+            status, pending = headers[_STATUS], headers.get(_PENDING_MESSAGES)
+            if pending is not None:
+                self._owed = max(self._owed - int(pending), 0)
+                self.expired += status == "408"
             else:
-                log.debug("pull on %s ended: %s %s", self._next_subject, headers[_STATUS],
-                          headers.get(_DESCRIPTION, ""))
+                log.info("pulls on %s ended: %s %s", self._next_subject, status,
+                         headers.get(_DESCRIPTION, ""))
                 self._owed = 0
-            self._owed = max(self._owed, 0)
             self._wanted.set()
             return
         self._owed -= 1
         seq = msg.metadata.sequence.stream
         self._partition._received(RawMessage(msg.subject, msg.data, msg.reply, seq))
-        if self._owed <= self._partition._fetch_batch:
+        if self._owed <= self._batch:
             self._wanted.set()

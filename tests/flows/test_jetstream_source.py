@@ -91,3 +91,25 @@ async def test_pulls_that_expire_unfilled_are_renewed(
         assert [m.seq for m in taken] == list(range(1, 51))
     finally:
         await asyncio.to_thread(partition.close)
+
+
+async def test_pulls_are_bounded_in_bytes_so_large_messages_never_flood_the_reader(
+    nc: Client, nats_server: NatsServer
+) -> None:
+    # 120 messages of 600 kB. Pulls of `fetch_batch` (256) messages with no byte bound would
+    # bring them all at once: more than the buffer's room, and more than nats-server buffers
+    # for one client (64 MiB) before it cuts a slow consumer off.
+    await publish(nc, 120, size=600_000)
+    partition = await asyncio.to_thread(build, nats_server, max_buffered_bytes=2_000_000)
+    try:
+        await asyncio.to_thread(
+            wait_until, lambda: partition._room() <= 0, what="the buffer to fill"
+        )
+        info = await nc.jetstream().consumer_info("TRADES", "candles")
+        # The room (2 MB) and two pulls of at most max(room, 1 MiB + 4 kB) each.
+        assert info.delivered.stream_seq <= 10
+        taken = await asyncio.to_thread(take, partition, 120)
+        assert [m.seq for m in taken] == list(range(1, 121))
+        assert partition._bridge.nc.stats["reconnects"] == 0
+    finally:
+        await asyncio.to_thread(partition.close)
