@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -64,6 +64,24 @@ def sender_for(url: str, **options: Any) -> Sender:
         options["username"] = unquote(parts.username)
         options["password"] = unquote(parts.password or "")
     return Sender.from_conf(conf, **options)
+
+
+def pg_url_for(http_url: str) -> str:
+    """The PostgreSQL-wire URL of the QuestDB server behind an ILP/HTTP URL: the same host on
+    port 8812, database `qdb`, and the URL's user and password (QuestDB's defaults, `admin`
+    and `quest`, when it names no user). `http://admin:s3cret@db:9000` gives
+    `postgresql://admin:s3cret@db:8812/qdb`."""
+    parts = urlsplit(http_url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise StoreError(
+            f"QuestDB URL must look like http://host:9000 (ILP over HTTP), got {http_url!r}"
+        )
+    user, password = (
+        (parts.username, parts.password or "") if parts.username else ("admin", "quest")
+    )
+    user, password = quote(unquote(user), safe=""), quote(unquote(password), safe="")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"postgresql://{user}:{password}@{host}:8812/qdb"
 
 
 def _stamps(values: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -42,6 +42,7 @@ from db.ilp import (
     SYMBOLS,
     candles_dataframe,
     indicators_dataframe,
+    pg_url_for,
     results_dataframes,
     sender_for,
 )
@@ -82,9 +83,10 @@ _CANDLE_COLUMNS = (
 class QuestDBStore:
     """`Store` over a QuestDB server. Safe to share between threads of one process.
 
-    `http_url` is where ILP over HTTP goes (`http://host:9000`), `pg_url` a libpq URL for the
-    PostgreSQL wire (`postgresql://user:password@host:8812/qdb`). `table_prefix` keeps several
-    stores apart in one server (the tests use a fresh one each).
+    `http_url` is where ILP over HTTP goes (`http://[user:password@]host:9000`), `pg_url` a
+    libpq URL for the PostgreSQL wire (`postgresql://user:password@host:8812/qdb`); without
+    one, the PostgreSQL wire is taken to be on the same host (see `db.ilp.pg_url_for`).
+    `table_prefix` keeps several stores apart in one server (the tests use a fresh one each).
     """
 
     #: Reads cross the network: never on an event loop.
@@ -93,7 +95,7 @@ class QuestDBStore:
     def __init__(
         self,
         http_url: str,
-        pg_url: str,
+        pg_url: str = "",
         *,
         table_prefix: str = "",
         auto_flush_rows: int = 75_000,
@@ -107,6 +109,7 @@ class QuestDBStore:
             raise StoreError(f"table_prefix must match {_PREFIX.pattern}, got {table_prefix!r}")
         self._t = {name: table_prefix + name for name in TABLES}
         self._http_url = http_url
+        pg_url = pg_url or pg_url_for(http_url)
         self._apply_timeout_s = apply_timeout_s
         self._clock = clock
         self._last_gen_us = 0
@@ -130,8 +133,12 @@ class QuestDBStore:
         except psycopg_pool.PoolTimeout as error:
             self._sender.close(flush=False)
             raise StoreError(f"cannot reach QuestDB over the PostgreSQL wire: {error}") from error
-        for name, ddl in TABLES.items():
-            self._execute(ddl.format(t=self._t[name]))
+        try:
+            for name, ddl in TABLES.items():
+                self._execute(ddl.format(t=self._t[name]))
+        except BaseException:
+            self.close()
+            raise
 
     # Candles -------------------------------------------------------------------------------
     def upsert_candles(self, candles: Sequence[Candle]) -> None:
@@ -318,8 +325,9 @@ class QuestDBStore:
             f" (SELECT * FROM {table} LATEST ON ts PARTITION BY exchange, symbol, timeframe)",
             (),
         )
+        # A series written between the two reads has no first yet: its latest is its first.
         return summaries(
-            SeriesExtent(e, s, tf, firsts[(e, s, tf)], last, close)
+            SeriesExtent(e, s, tf, firsts.get((e, s, tf), last), last, close)
             for e, s, tf, last, close in latest
         )
 
@@ -512,7 +520,8 @@ class QuestDBStore:
                     frame, table_name=self._t[name], symbols=SYMBOLS[name], at="ts"
                 )
             self._sender.flush()
-        except QuestDBError as error:
+        except (QuestDBError, TypeError, ValueError) as error:
+            # The client's own errors, and a frame it cannot serialize.
             raise StoreError(f"{what} to QuestDB at {self._http_url}: {error}") from error
         self._await_applied(list(frames))
 

@@ -93,11 +93,12 @@ class Settings:
     def __post_init__(self) -> None:
         if self.store not in {"embedded", "questdb"}:
             raise SettingsError(f"store must be 'embedded' or 'questdb', got {self.store!r}")
-        if self.store == "questdb" and not (self.questdb_url and self.questdb_pg_url):
+        if self.store == "questdb" and not self.questdb_url:
             raise SettingsError(
                 "store 'questdb' needs CANDLEGRAPH_QUESTDB_URL (ILP/HTTP, e.g."
-                " http://127.0.0.1:9000) and CANDLEGRAPH_QUESTDB_PG_URL (e.g."
-                " postgresql://admin:quest@127.0.0.1:8812/qdb)"
+                " http://admin:quest@127.0.0.1:9000); CANDLEGRAPH_QUESTDB_PG_URL (e.g."
+                " postgresql://admin:quest@127.0.0.1:8812/qdb) if the PostgreSQL wire is not"
+                " on the same host, port 8812, with the same user and password"
             )
         for name in ("port", "nats_port"):
             value = getattr(self, name)

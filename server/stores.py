@@ -1,8 +1,9 @@
 """Choosing the store from settings: the one place that knows the concrete classes.
 
 `CANDLEGRAPH_STORE=embedded` (the default) opens SQLite under the data directory;
-`CANDLEGRAPH_STORE=questdb` opens QuestDB at `CANDLEGRAPH_QUESTDB_URL` (ILP over HTTP) and
-`CANDLEGRAPH_QUESTDB_PG_URL` (PostgreSQL wire). `up`, `serve`, `flow` and the backtest workers
+`CANDLEGRAPH_STORE=questdb` opens QuestDB at `CANDLEGRAPH_QUESTDB_URL` (ILP over HTTP; the
+PostgreSQL wire on the same host unless `CANDLEGRAPH_QUESTDB_PG_URL` names it). `up`, `serve`,
+`flow` and the backtest workers
 all open their store here, so they agree. `partial(open_store, settings)` pickles, for
 processes (Bytewax workers) that open their own.
 """

@@ -1,9 +1,10 @@
 """The stores under test: SQLite always; QuestDB when `CANDLEGRAPH_QUESTDB_URL` names a server.
 
-The QuestDB leg needs both variables (see README, "QuestDB"):
-`CANDLEGRAPH_QUESTDB_URL=http://127.0.0.1:9000` (ILP over HTTP) and
-`CANDLEGRAPH_QUESTDB_PG_URL=postgresql://admin:quest@127.0.0.1:8812/qdb` (reads). Each test gets
-its own tables (a fresh name prefix), dropped afterwards.
+The QuestDB leg runs with `CANDLEGRAPH_QUESTDB_URL=http://admin:quest@127.0.0.1:9000` (ILP over
+HTTP, with the user and password); reads go over the PostgreSQL wire on the same host, port
+8812, with the same credentials, unless `CANDLEGRAPH_QUESTDB_PG_URL` (e.g.
+`postgresql://admin:quest@127.0.0.1:8812/qdb`) says otherwise (see README, "Stores"). Each test
+gets its own tables (a fresh name prefix), dropped afterwards.
 """
 
 from __future__ import annotations
@@ -25,9 +26,7 @@ def _questdb_factory(prefix: str) -> StoreFactory:
     from db.questdb import QuestDBStore
 
     http_url = os.environ["CANDLEGRAPH_QUESTDB_URL"]
-    pg_url = os.environ.get("CANDLEGRAPH_QUESTDB_PG_URL", "")
-    if not pg_url:
-        pytest.fail("CANDLEGRAPH_QUESTDB_URL is set but CANDLEGRAPH_QUESTDB_PG_URL is not")
+    pg_url = os.environ.get("CANDLEGRAPH_QUESTDB_PG_URL", "")  # else derived from http_url
     return lambda: QuestDBStore(http_url, pg_url, table_prefix=prefix)
 
 
@@ -40,9 +39,9 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
     else:
         if not os.environ.get("CANDLEGRAPH_QUESTDB_URL"):
             pytest.skip(
-                "QuestDB leg: set CANDLEGRAPH_QUESTDB_URL (ILP/HTTP, e.g. http://127.0.0.1:9000)"
-                " and CANDLEGRAPH_QUESTDB_PG_URL (e.g. postgresql://admin:quest@127.0.0.1:8812/qdb)"
-                " to run it against a QuestDB server"
+                "QuestDB leg: set CANDLEGRAPH_QUESTDB_URL (ILP/HTTP with its credentials, e.g."
+                " http://admin:quest@127.0.0.1:9000; the PostgreSQL wire is then taken on port"
+                " 8812 of that host) to run it against a QuestDB server"
             )
         make = _questdb_factory(f"t{uuid.uuid4().hex[:12]}_")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from db.ilp import pg_url_for
 from db.sqlite import SqliteStore
 from db.store import StoreError
 from server.settings import Settings, SettingsError
@@ -29,11 +30,24 @@ def test_an_opener_pickles_for_processes_that_open_their_own_store(tmp_path: Pat
     store.close()
 
 
-def test_questdb_needs_both_of_its_addresses() -> None:
-    with pytest.raises(SettingsError, match="CANDLEGRAPH_QUESTDB_PG_URL"):
-        Settings.from_env({
-            "CANDLEGRAPH_STORE": "questdb", "CANDLEGRAPH_QUESTDB_URL": "http://127.0.0.1:9000",
-        })
+def test_questdb_needs_its_url() -> None:
+    with pytest.raises(SettingsError, match="CANDLEGRAPH_QUESTDB_URL"):
+        Settings.from_env({"CANDLEGRAPH_STORE": "questdb"})
+
+
+@pytest.mark.parametrize(("http_url", "pg_url"), [
+    ("http://127.0.0.1:9000", "postgresql://admin:quest@127.0.0.1:8812/qdb"),
+    ("http://reader:s3cret@questdb:9000", "postgresql://reader:s3cret@questdb:8812/qdb"),
+    ("https://a%40b:p%2Fw@db.example:9443", "postgresql://a%40b:p%2Fw@db.example:8812/qdb"),
+    ("http://[::1]:9000", "postgresql://admin:quest@[::1]:8812/qdb"),
+])
+def test_the_postgresql_wire_is_found_from_the_ilp_url(http_url: str, pg_url: str) -> None:
+    assert pg_url_for(http_url) == pg_url
+
+
+def test_a_questdb_url_that_is_not_http_is_refused() -> None:
+    with pytest.raises(StoreError, match="must look like http://host:9000"):
+        pg_url_for("postgresql://127.0.0.1:8812/qdb")
 
 
 def test_questdb_settings_open_a_questdb_store_and_fail_loudly_when_it_is_down() -> None:
