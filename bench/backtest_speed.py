@@ -17,12 +17,16 @@ process), one after another so they do not compete for the cores.
   sweep_speedup = the sum of the 20 single-run times, measured one after another in a pool of
   1 (sweep_serial_s), / sweep_20_s. sweep_20_cold_s and sweep_cold_speedup include starting
   the pool (sweep_pool_start_s).
+- profile_before_bars_per_s / profile_after_bars_per_s and the frames each spends its time in
+  (`# ` lines): NautilusTrader as its examples set it up against our setup, sampled by py-spy
+  on 60,000 1-minute bars with EMA cross 10/30 (see bench/backtest_profile.py).
 
-Run: .venv/bin/python bench/backtest_speed.py
+Run: .venv/bin/python bench/backtest_speed.py [--profile-bars N]
 """
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import tempfile
 import time
@@ -30,6 +34,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from backtest_profile import profile, write_candles
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.trading.strategy import Strategy
@@ -138,6 +143,10 @@ def in_fresh_process(store_path: Path, timeframe: str, idle: bool) -> dict[str, 
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile-bars", type=int, default=60_000,
+                        help="1-minute bars for the before/after profile (0: skip it)")
+    profile_bars = parser.parse_args().profile_bars
     with tempfile.TemporaryDirectory(prefix="candlegraph-bench-") as directory:
         store_path = Path(directory) / "candles.db"
         store = SqliteStore(store_path)
@@ -184,6 +193,13 @@ def main() -> None:
         print(f"sweep_cold_speedup: {single_runs_s / cold_s:.3f} ratio")
         best = parallel.runs[0]
         print(f"sweep_best_sharpe: {best.metrics.sharpe} ratio ({best.params})")
+
+        if profile_bars:
+            # Where the time goes, as NautilusTrader's examples set it up and as we do.
+            profile_store = Path(directory) / "profile.db"
+            write_candles(profile_store, profile_bars)
+            for line in profile(profile_store):
+                print(line, flush=True)
 
 
 if __name__ == "__main__":

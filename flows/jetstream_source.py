@@ -15,8 +15,9 @@ writes the consumer's position to `start_file`, and a start that finds that file
 snapshot (a crash before the first commit) reads again from there, as if it were the first
 start. Without recovery an existing consumer carries on from its ack floor.
 
-A fetching task on the bridge's event loop keeps network reads overlapping Bytewax's work; it
-stops fetching while `max_buffered_bytes` are waiting. Setting `stop` ends the input gracefully.
+A pulling task on the bridge's event loop keeps pull requests outstanding (`_Puller`), so
+network reads overlap Bytewax's work; it stops pulling while `max_buffered_bytes` are waiting.
+Setting `stop` ends the input gracefully.
 """
 
 from __future__ import annotations
