@@ -6,7 +6,12 @@ import asyncio
 
 from nats.aio.client import Client
 
-from flows.jetstream_source import JetStreamSource, RawMessage, _JetStreamPartition
+from flows.jetstream_source import (
+    JetStreamSource,
+    RawMessage,
+    _JetStreamPartition,
+    _stream_sequence,
+)
 from tests.conditions import eventually, wait_until
 from tests.servers import NatsServer
 
@@ -113,3 +118,9 @@ async def test_pulls_are_bounded_in_bytes_so_large_messages_never_flood_the_read
         assert partition._bridge.nc.stats["reconnects"] == 0
     finally:
         await asyncio.to_thread(partition.close)
+
+
+def test_the_stream_sequence_is_read_from_either_ack_subject_layout() -> None:
+    v1 = "$JS.ACK.TRADES.candles.1.4242.17.1767225600123456789.3"
+    v2 = "$JS.ACK.hub.ACCHASH.TRADES.candles.1.4242.17.1767225600123456789.3.x1"
+    assert _stream_sequence(v1) == _stream_sequence(v2) == 4242
