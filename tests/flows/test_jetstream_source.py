@@ -38,14 +38,27 @@ def take(partition: _JetStreamPartition, count: int) -> list[RawMessage]:
     return taken
 
 
+async def all_in_order(partition: _JetStreamPartition, count: int) -> list[RawMessage]:
+    """The next `count` messages, checked to be the stream's first `count` in order."""
+    taken = await asyncio.to_thread(take, partition, count)
+    assert [m.seq for m in taken] == list(range(1, count + 1))
+    return taken
+
+
+async def delivered_once_full(nc: Client, partition: _JetStreamPartition) -> int:
+    """How many messages the consumer has delivered once the partition's buffer is full."""
+    await asyncio.to_thread(wait_until, lambda: partition._room() <= 0, what="a full buffer")
+    info = await nc.jetstream().consumer_info("TRADES", "candles")
+    return info.delivered.stream_seq
+
+
 async def test_every_message_arrives_once_in_stream_order_with_its_position(
     nc: Client, nats_server: NatsServer
 ) -> None:
     await publish(nc, 1_000)
     partition = await asyncio.to_thread(build, nats_server, fetch_batch=64)
     try:
-        taken = await asyncio.to_thread(take, partition, 1_000)
-        assert [m.seq for m in taken] == list(range(1, 1_001))
+        taken = await all_in_order(partition, 1_000)
         assert [int(m.data) for m in taken] == list(range(1_000))
         assert taken[8].subject == "trades.t.S1-USDT" and taken[8].reply.startswith("$JS.ACK.")
         assert partition.snapshot() == 1_000
@@ -63,13 +76,8 @@ async def test_a_full_buffer_stops_pulling_until_messages_are_taken(
         build, nats_server, fetch_batch=8, max_buffered_bytes=10_000
     )
     try:
-        await asyncio.to_thread(
-            wait_until, lambda: partition._room() <= 0, what="the buffer to fill"
-        )
-        info = await nc.jetstream().consumer_info("TRADES", "candles")
-        assert 10 <= info.delivered.stream_seq <= 10 + 2 * 8
-        taken = await asyncio.to_thread(take, partition, 300)
-        assert [m.seq for m in taken] == list(range(1, 301))
+        assert 10 <= await delivered_once_full(nc, partition) <= 10 + 2 * 8
+        await all_in_order(partition, 300)
     finally:
         await asyncio.to_thread(partition.close)
 
@@ -92,8 +100,7 @@ async def test_pulls_that_expire_unfilled_are_renewed(
 
         await eventually(waiting, what="a pull waiting at the server")
         await publish(nc, 50)
-        taken = await asyncio.to_thread(take, partition, 50)
-        assert [m.seq for m in taken] == list(range(1, 51))
+        await all_in_order(partition, 50)
     finally:
         await asyncio.to_thread(partition.close)
 
@@ -107,14 +114,9 @@ async def test_pulls_are_bounded_in_bytes_so_large_messages_never_flood_the_read
     await publish(nc, 120, size=600_000)
     partition = await asyncio.to_thread(build, nats_server, max_buffered_bytes=2_000_000)
     try:
-        await asyncio.to_thread(
-            wait_until, lambda: partition._room() <= 0, what="the buffer to fill"
-        )
-        info = await nc.jetstream().consumer_info("TRADES", "candles")
         # The room (2 MB) and two pulls of at most max(room, 1 MiB + 4 kB) each.
-        assert info.delivered.stream_seq <= 10
-        taken = await asyncio.to_thread(take, partition, 120)
-        assert [m.seq for m in taken] == list(range(1, 121))
+        assert await delivered_once_full(nc, partition) <= 10
+        await all_in_order(partition, 120)
         assert partition._bridge.nc.stats["reconnects"] == 0
     finally:
         await asyncio.to_thread(partition.close)
