@@ -12,6 +12,9 @@ process), one after another so they do not compete for the cores.
   three).
 - backtest_vs_floor: engine_floor_s / backtest_engine_s (1.0 = the strategy costs nothing).
 - backtest_1h_5y_s: the same backtest on the 1-hour five years, total.
+- convert_from_raw_arrays_s / convert_bar_loop_s: the year's candles to bars with
+  `Bar.from_raw_arrays_to_list` (what the runner uses) and with a loop building each `Bar`
+  from `Price`s and a `Quantity` (checked equal).
 - sweep_20_s: 20 EMA-cross combinations on the 1-hour data over a warmed pool of 2 processes
   (workers started and NautilusTrader imported, as in the server's long-lived pool);
   sweep_speedup = the sum of the 20 single-run times, measured one after another in a pool of
@@ -34,14 +37,17 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 from backtest_profile import profile, write_candles
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.trading.strategy import Strategy
 
 from db.sqlite import SqliteStore
 from market.messages import Candle
 from market.timeframes import Timeframe
+from strategies.bars import candles_to_bars
 from strategies.runner import prepare_market, run_prepared, strategy_for
 from strategies.spec import BacktestSpec, FixedQuantity
 from strategies.sweep import run_sweep, warm_up, worker_pool
@@ -136,6 +142,33 @@ def timed_backtest(store_path: Path, timeframe: str, idle: bool) -> dict[str, fl
     }
 
 
+def conversion_times(candles: pl.DataFrame) -> dict[str, float]:
+    """Seconds to turn the candles into bars, our way and by building each `Bar` in a loop;
+    both must give the same bars."""
+    market = prepare_market(candles, spec_for("1m", EMA_PARAMS))
+    price_precision = market.instrument.price_precision
+    size_precision = market.instrument.size_precision
+    started = time.perf_counter()
+    ours = candles_to_bars(candles, market.bar_type, timeframe_ns=market.timeframe_ns,
+                           price_precision=price_precision, size_precision=size_precision)
+    arrays_s = time.perf_counter() - started
+    started = time.perf_counter()
+    closes_at = (candles["ts"] + market.timeframe_ns).to_list()
+    looped = [
+        Bar(market.bar_type, Price(o, price_precision), Price(h, price_precision),
+            Price(lo, price_precision), Price(c, price_precision), Quantity(v, size_precision),
+            ts, ts)
+        for o, h, lo, c, v, ts in zip(
+            candles["open"].to_list(), candles["high"].to_list(), candles["low"].to_list(),
+            candles["close"].to_list(), candles["volume"].to_list(), closes_at, strict=True,
+        )
+    ]
+    loop_s = time.perf_counter() - started
+    if ours != looped:
+        raise AssertionError("the two conversions disagree")
+    return {"convert_from_raw_arrays_s": arrays_s, "convert_bar_loop_s": loop_s}
+
+
 def in_fresh_process(store_path: Path, timeframe: str, idle: bool) -> dict[str, float]:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
@@ -169,6 +202,10 @@ def main() -> None:
         print(f"engine_floor_s: {floor['engine_s']:.3f} s")
         print(f"backtest_vs_floor: {floor['engine_s'] / ema['engine_s']:.3f} ratio")
         print(f"backtest_1h_5y_s: {hourly['total_s']:.3f} s")
+
+        minutes = store.candles_frame(EXCHANGE, SYMBOL, "1m", 0, 2**62)
+        for name, seconds in conversion_times(minutes).items():
+            print(f"{name}: {seconds:.3f} s")
 
         candles = store.candles_frame(EXCHANGE, SYMBOL, "1h", 0, 2**62)
         store.close()
