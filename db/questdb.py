@@ -6,7 +6,9 @@ path, with auto-flush by rows and interval and the client's retry with backoff
 are committed to the table's write-ahead log, so a returned call is durable, and any failure
 raises `StoreError` (the flow then does not ack). WAL tables apply commits asynchronously, so a
 write call also waits until `wal_tables()` shows its tables applied: a read after a write sees
-it, as the contract requires. A call larger than `auto_flush_rows` is sent in several commits.
+it, as the contract requires. A table whose apply failed (suspended) raises `StoreError`; an
+apply still running after `apply_timeout_s` is logged and the call returns, since the rows are
+already durable. A call larger than `auto_flush_rows` is sent in several commits.
 
 Reads go through a `psycopg_pool.ConnectionPool`, always with bound parameters; the only
 values formatted into SQL are table names (from a validated prefix), SAMPLE BY widths (from a
@@ -25,6 +27,7 @@ writes its rows under a new generation number, then records that generation in
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import threading
 import time
@@ -68,6 +71,8 @@ from db.store import (
 )
 from market.messages import Candle
 from market.timeframes import Timeframe
+
+log = logging.getLogger(__name__)
 
 _PREFIX = re.compile(r"^[a-z0-9_]{0,32}$")
 
@@ -550,10 +555,14 @@ class QuestDBStore:
             if not pending:
                 return
             if time.monotonic() > deadline:
-                raise StoreError(
-                    f"QuestDB did not apply the WAL of {sorted(pending)} within"
-                    f" {self._apply_timeout_s} s"
+                # The rows are durable (committed to the WAL); only their visibility lags.
+                # Failing here would stop the flow, which would then write them again.
+                log.warning(
+                    "QuestDB has not applied the WAL of %s within %s s: the rows are"
+                    " committed and will be readable once it has",
+                    sorted(pending), self._apply_timeout_s,
                 )
+                return
             time.sleep(pause)  # polling the server; the wait is on its WAL apply job
             pause = min(pause * 2, 0.05)
 

@@ -122,3 +122,42 @@ def test_an_unreachable_server_raises_store_error() -> None:
             f"http://127.0.0.1:{port}", f"postgresql://admin:quest@127.0.0.1:{port}/qdb",
             retry_timeout_ms=0,
         )
+
+
+def store_answering(*answers: list[tuple]) -> tuple[QuestDBStore, list[str]]:
+    """A store whose `wal_tables()` reads return `answers` in turn (the last one repeats): the
+    write path's wait for QuestDB's WAL apply, with no server."""
+    store = QuestDBStore.__new__(QuestDBStore)
+    store._t = {name: f"p_{name}" for name in TABLES}
+    store._apply_timeout_s = 0.2
+    asked: list[str] = []
+
+    def query(sql: str, params: object, *, fetch: bool = True) -> list[tuple]:
+        asked.append(sql)
+        return answers[min(len(asked), len(answers)) - 1]
+
+    store._query = query  # type: ignore[method-assign]
+    return store, asked
+
+
+def test_a_write_waits_until_its_tables_have_applied_what_was_committed() -> None:
+    store, asked = store_answering(
+        [("p_candles", False, 5, 7), ("p_other", False, 0, 9)],
+        [("p_candles", False, 6, 8)],  # a later commit (8) is not waited for
+        [("p_candles", False, 7, 8)],
+    )
+    store._await_applied(["candles"])
+    assert len(asked) == 3
+
+
+def test_a_suspended_table_fails_the_write() -> None:
+    store, _ = store_answering([("p_candles", True, 5, 7)])
+    with pytest.raises(StoreError, match="p_candles is suspended"):
+        store._await_applied(["candles"])
+
+
+def test_an_apply_that_lags_is_logged_not_failed(caplog: pytest.LogCaptureFixture) -> None:
+    store, asked = store_answering([("p_candles", False, 5, 7)])
+    store._await_applied(["candles"])
+    assert len(asked) > 1
+    assert "has not applied the WAL of ['p_candles']" in caplog.text
