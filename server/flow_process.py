@@ -128,7 +128,7 @@ def _run_member(settings: Settings) -> int:
         "dataflow process %d of %d reading %s, writing the %s store",
         settings.flow_process_id, processes, settings.nats_url, settings.store,
     )
-    # The flow's imports and compiled kernels (~300k objects) live as long as the process:
+    # The flow's imports and compiled kernels (~140k objects) live as long as the process:
     # keep them out of the collector's full passes, which otherwise cost several percent of
     # the flow's time.
     gc.collect()
