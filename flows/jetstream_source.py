@@ -28,15 +28,17 @@ import logging
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
 import nats.errors
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header
+from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, Header
 from nats.js.errors import NotFoundError
 
 from flows.nats_bridge import NatsBridge
@@ -165,7 +167,7 @@ class _JetStreamPartition(StatefulSourcePartition[RawMessage, int]):
             config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
             config.opt_start_seq = resume_after + 1
 
-        async def open_consumer() -> None:
+        async def open_consumer() -> ConsumerInfo:
             await ensure_streams(bridge.js)
             if resume_after is not None:
                 last = (await bridge.js.stream_info(TRADES_STREAM)).state.last_seq
@@ -181,17 +183,17 @@ class _JetStreamPartition(StatefulSourcePartition[RawMessage, int]):
                 with contextlib.suppress(NotFoundError):
                     await bridge.js.delete_consumer(TRADES_STREAM, durable)
             try:
-                await bridge.js.consumer_info(TRADES_STREAM, durable)
+                return await bridge.js.consumer_info(TRADES_STREAM, durable)
             except NotFoundError:
-                await bridge.js.add_consumer(TRADES_STREAM, config)
+                return await bridge.js.add_consumer(TRADES_STREAM, config)
 
-        bridge.call(open_consumer)
+        info = bridge.call(open_consumer)
         if resume_after is None:
             # A snapshot taken before the first message must point where the consumer is.
-            info = bridge.call(lambda: bridge.js.consumer_info(TRADES_STREAM, durable))
             self._position = info.ack_floor.stream_seq if info.ack_floor else 0
         self._puller = _Puller(
-            self, f"$JS.API.CONSUMER.MSG.NEXT.{TRADES_STREAM}.{durable}", pull_expires_s
+            bridge.nc, f"$JS.API.CONSUMER.MSG.NEXT.{TRADES_STREAM}.{durable}",
+            batch=fetch_batch, expires_s=pull_expires_s, room=self._room, deliver=self._received,
         )
         self._sub = bridge.call(self._puller.subscribe)
         bridge.spawn(self._puller.pull_forever)
@@ -257,13 +259,22 @@ class _Puller:
     """
 
     def __init__(
-        self, partition: _JetStreamPartition, next_subject: str, expires_s: float
+        self,
+        nc: Client,
+        next_subject: str,
+        *,
+        batch: int,
+        expires_s: float,
+        room: Callable[[], int],
+        deliver: Callable[[RawMessage], None],
     ) -> None:
-        self._partition = partition
+        self._nc = nc
         self._next_subject = next_subject
+        self._batch = batch
         self._expires_s = expires_s
         self._expires_ns = round(expires_s * 1e9)
-        self._batch = partition._fetch_batch
+        self._room = room  # bytes the partition can still take
+        self._deliver = deliver
         self._owed = 0
         self.pulls = 0  # pull requests sent
         self.expired = 0  # pulls that ended unfilled on their expiry (408)
@@ -271,16 +282,15 @@ class _Puller:
         self._inbox = ""
 
     async def subscribe(self) -> Subscription:
-        nc = self._partition._bridge.nc
-        self._inbox = nc.new_inbox()
-        return await nc.subscribe(self._inbox, cb=self._on_message)
+        self._inbox = self._nc.new_inbox()
+        return await self._nc.subscribe(self._inbox, cb=self._on_message)
 
     async def pull_forever(self) -> None:
-        nc = self._partition._bridge.nc
+        nc = self._nc
         # A pull must fit the largest message the server accepts, or it could never end full.
         smallest = nc.max_payload + 4096
         while True:
-            room = self._partition._room()
+            room = self._room()
             if room <= 0:
                 await asyncio.sleep(_FULL_RECHECK_S)  # until `next_batch` makes room
                 continue
@@ -322,7 +332,7 @@ class _Puller:
             return
         self._owed -= 1
         seq = _stream_sequence(msg.reply)
-        self._partition._received(RawMessage(msg.subject, msg.data, msg.reply, seq))
+        self._deliver(RawMessage(msg.subject, msg.data, msg.reply, seq))
         if self._owed <= self._batch:
             self._wanted.set()
 
