@@ -341,8 +341,7 @@ class SqliteStore:
         if not rows:
             return
         objects = indicator_objects(rows)
-        count = sum(len(o.names) for o in objects)
-        with self._transaction(f"writing {count} indicator values") as conn:
+        with self._transaction(f"writing the indicator values of {len(rows)} candles") as conn:
             ids, names = self._write_indicator_objects(conn, objects)
         self._series_ids.update(ids)
         self._stored_names.update(names)
