@@ -43,7 +43,7 @@ from market.candle_columns import CandleColumns
 from market.indicator_book import IndicatorBook
 from market.indicators import DEFAULT_INDICATORS, IndicatorSpec
 from market.json_trades import TradeDecoder
-from market.messages import Candle, DeadLetter, Trade, encode
+from market.messages import Candle, DeadLetter, Rejected, Trade, encode
 from market.spike_filter import SpikeFilter
 from market.timeframes import STANDARD_TIMEFRAMES, Timeframe, parse_timeframes
 
@@ -128,7 +128,7 @@ class CandleLogic(StatefulBatchLogic[RawMessage, FlowOutput, bytes]):
             [(key_of_trades_subject(m.subject), m.data) for m in values], now_ns=now
         )
         letters = [
-            DeadLetter(r.reason, r.detail, values[m].subject, r.payload)
+            DeadLetter.of(r, values[m].subject)
             for m, r in decoded.rejected
         ]
         agg = self.state.aggregator
@@ -191,17 +191,18 @@ class CandleLogic(StatefulBatchLogic[RawMessage, FlowOutput, bytes]):
         watermark = self.state.aggregator.watermark_ns
         for row in result.rows(LATE).tolist():
             trade = batch.trade(row)
-            letters.append(DeadLetter(
-                "late", f"ts {trade.ts} is older than the watermark {watermark}",
-                trades_subject(trade.exchange, trade.symbol), encode(trade).decode(),
+            letters.append(DeadLetter.of(
+                Rejected.of("late", f"ts {trade.ts} is older than the watermark {watermark}",
+                            encode(trade)),
+                trades_subject(trade.exchange, trade.symbol),
             ))
         sigmas = self.options.spike_filter.sigmas
         for row in result.rows(SPIKE).tolist():
             trade = batch.trade(row)
-            letters.append(DeadLetter(
-                "spike",
-                f"price {trade.price!r} jumps more than {sigmas:g} sigma of recent returns",
-                trades_subject(trade.exchange, trade.symbol), encode(trade).decode(),
+            detail = f"price {trade.price!r} jumps more than {sigmas:g} sigma of recent returns"
+            letters.append(DeadLetter.of(
+                Rejected.of("spike", detail, encode(trade)),
+                trades_subject(trade.exchange, trade.symbol),
             ))
         return letters
 

@@ -41,6 +41,9 @@ _MIN_TRADE_BYTES = 90
 
 _POW10 = np.array([10.0**k for k in range(23)], np.float64)
 _MAX_EXACT = 1 << 53
+# Significant digits a mantissa may have: 18 always fit in int64 (19 may overflow it), and
+# any mantissa above 2**53 (16 digits) leaves the fast path anyway.
+_MAX_DIGITS = 18
 
 # Byte constants for the parser.
 _QUOTE, _COMMA, _LBRACE, _RBRACE, _LBRACKET, _RBRACKET = 34, 44, 123, 125, 91, 93
@@ -80,7 +83,7 @@ def _number(buf: np.ndarray, p: int, end: int, out: np.ndarray, row: int) -> int
         p += 1
     elif _ZERO < c <= _NINE:
         while p < end and _ZERO <= buf[p] <= _NINE:
-            if digits >= 19:
+            if digits >= _MAX_DIGITS:
                 return -1
             mantissa = mantissa * 10 + (buf[p] - _ZERO)
             if mantissa:
@@ -92,7 +95,7 @@ def _number(buf: np.ndarray, p: int, end: int, out: np.ndarray, row: int) -> int
         p += 1
         start = p
         while p < end and _ZERO <= buf[p] <= _NINE:
-            if digits >= 19:
+            if digits >= _MAX_DIGITS:
                 return -1
             mantissa = mantissa * 10 + (buf[p] - _ZERO)
             if mantissa:
@@ -355,13 +358,13 @@ def _on_subject(
     """The trades for the subject's market; the others are added to `rejected`."""
     if key is None:
         detail = "subject must be trades.<exchange>.<symbol>"
-        rejected.extend(Rejected("bad_subject", detail, encode(t).decode()) for t in trades)
+        rejected.extend(Rejected.of("bad_subject", detail, encode(t)) for t in trades)
         return []
     matching = [t for t in trades if (t.exchange, t.symbol) == key]
     if len(matching) != len(trades):
         detail = f"trade is not for {key[0]}:{key[1]}, the subject's symbol"
         rejected.extend(
-            Rejected("subject_mismatch", detail, encode(t).decode())
+            Rejected.of("subject_mismatch", detail, encode(t))
             for t in trades
             if (t.exchange, t.symbol) != key
         )

@@ -8,6 +8,7 @@ values (finite positive price, non-negative size, canonical names, sane time) by
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from typing import Literal
@@ -19,6 +20,8 @@ Side = Literal["buy", "sell", "unknown"]
 EXCHANGE_PATTERN = re.compile(r"^[a-z0-9_]{1,32}$")
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
 
+#: Longest trade id accepted; exchanges use integers or UUIDs, far shorter.
+MAX_TRADE_ID_CHARS = 128
 #: How far ahead of the receiver's clock a trade's timestamp may be before it is rejected.
 DEFAULT_MAX_FUTURE_NS = 60 * 1_000_000_000
 
@@ -57,21 +60,72 @@ class Candle(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     indicators: dict[str, float] | None = None
 
 
+class Rejected(msgspec.Struct, frozen=True):
+    """A trade or message element that failed validation, before it becomes a `DeadLetter`.
+
+    Bounded whatever the input: `detail` holds at most `MAX_DETAIL_CHARS` characters and
+    `payload` the first `MAX_EXCERPT_BYTES` bytes of the element (as text, invalid UTF-8
+    replaced); `payload_bytes` and `payload_sha256` describe the whole element. Build it with
+    `Rejected.of`.
+    """
+
+    reason: str
+    detail: str
+    payload: str
+    payload_bytes: int
+    payload_sha256: str
+
+    @classmethod
+    def of(cls, reason: str, detail: str, element: bytes | str) -> Rejected:
+        raw = element.encode("utf-8", "surrogatepass") if isinstance(element, str) else element
+        return cls(
+            reason,
+            bounded(detail, MAX_DETAIL_CHARS),
+            raw[:MAX_EXCERPT_BYTES].decode("utf-8", "replace"),
+            len(raw),
+            hashlib.sha256(raw).hexdigest(),
+        )
+
+
 class DeadLetter(msgspec.Struct, frozen=True):
-    """Rejected input on `deadletter.trades`: why, where it came from and what it was."""
+    """Rejected input on `deadletter.trades`: why, where it came from and what it was.
+
+    Always small enough to publish: `detail` at most `MAX_DETAIL_CHARS` characters, `subject`
+    at most `MAX_SUBJECT_CHARS`, and `payload` an excerpt of at most `MAX_EXCERPT_BYTES` bytes
+    of the rejected element, whose full length and SHA-256 are `payload_bytes` and
+    `payload_sha256`. Encoded, a dead letter stays under `MAX_DEAD_LETTER_BYTES`.
+    """
 
     reason: str
     detail: str
     subject: str
     payload: str
+    payload_bytes: int
+    payload_sha256: str
+
+    @classmethod
+    def of(cls, rejected: Rejected, subject: str) -> DeadLetter:
+        return cls(
+            rejected.reason, rejected.detail, bounded(subject, MAX_SUBJECT_CHARS),
+            rejected.payload, rejected.payload_bytes, rejected.payload_sha256,
+        )
 
 
-class Rejected(msgspec.Struct, frozen=True):
-    """A trade or message element that failed validation, before it becomes a `DeadLetter`."""
+#: Bounds of a dead letter's text fields (see `DeadLetter`).
+MAX_DETAIL_CHARS = 512
+MAX_SUBJECT_CHARS = 256
+MAX_EXCERPT_BYTES = 1024
+#: JSON escapes at most six bytes per character (`\u001f`), so a dead letter encodes to less
+#: than this: far below NATS's smallest usual max_payload (1 MB).
+MAX_DEAD_LETTER_BYTES = 6 * (MAX_DETAIL_CHARS + MAX_SUBJECT_CHARS + MAX_EXCERPT_BYTES) + 512
 
-    reason: str
-    detail: str
-    payload: str
+
+def bounded(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters with the length of the rest noted."""
+    if len(text) <= limit:
+        return text
+    note = f"... ({len(text)} characters)"
+    return text[: max(limit - len(note), 0)] + note
 
 
 _batch_decoder = msgspec.json.Decoder(Trade | list[Trade])
@@ -106,6 +160,11 @@ def trade_problem(trade: Trade, *, now_ns: int, max_future_ns: int) -> tuple[str
         return "bad_symbol", f"symbol must be canonical BASE-QUOTE, got {trade.symbol!r}"
     if not trade.trade_id:
         return "missing_field", "trade_id must not be empty"
+    if len(trade.trade_id) > MAX_TRADE_ID_CHARS:
+        return "bad_trade_id", (
+            f"trade_id must be at most {MAX_TRADE_ID_CHARS} characters,"
+            f" got {len(trade.trade_id)}"
+        )
     return None
 
 
@@ -120,16 +179,17 @@ def decode_trades(
 
     The whole message is decoded in one msgspec call when it is well formed (the fast path);
     otherwise each element is decoded on its own so one bad element loses nothing else.
+    Nesting deeper than msgspec's limit (a `RecursionError`) is undecodable like any other
+    malformed JSON.
     """
     try:
         decoded = _batch_decoder.decode(data)
         candidates = decoded if isinstance(decoded, list) else [decoded]
         rejected: list[Rejected] = []
-    except msgspec.DecodeError as error:
-        if not isinstance(error, msgspec.ValidationError):
-            text = data[:1000].decode("utf-8", "replace")
-            return [], [Rejected("undecodable", str(error), text)]
+    except msgspec.ValidationError:
         candidates, rejected = _decode_elements(data)
+    except (msgspec.DecodeError, RecursionError) as error:
+        return [], [Rejected.of("undecodable", _decode_error(error), data)]
 
     trades: list[Trade] = []
     for trade in candidates:
@@ -137,7 +197,7 @@ def decode_trades(
         if problem is None:
             trades.append(trade)
         else:
-            rejected.append(Rejected(problem[0], problem[1], encode(trade).decode()))
+            rejected.append(Rejected.of(problem[0], problem[1], encode(trade)))
     return trades, rejected
 
 
@@ -147,18 +207,21 @@ def _decode_elements(data: bytes) -> tuple[list[Trade], list[Rejected]]:
         elements = msgspec.json.decode(data, type=list[msgspec.Raw])
     except msgspec.ValidationError:
         elements = [msgspec.Raw(data)]
-    except msgspec.DecodeError as error:
-        return [], [Rejected("undecodable", str(error), data[:1000].decode("utf-8", "replace"))]
+    except (msgspec.DecodeError, RecursionError) as error:
+        return [], [Rejected.of("undecodable", _decode_error(error), data)]
     trades: list[Trade] = []
     rejected: list[Rejected] = []
     for element in elements:
         try:
             trades.append(_trade_decoder.decode(element))
-        except msgspec.DecodeError as error:
-            reason = (
-                _schema_reason(error) if isinstance(error, msgspec.ValidationError)
-                else "undecodable"
-            )
-            payload = bytes(element)[:1000].decode("utf-8", "replace")
-            rejected.append(Rejected(reason, str(error), payload))
+        except msgspec.ValidationError as error:
+            rejected.append(Rejected.of(_schema_reason(error), str(error), bytes(element)))
+        except (msgspec.DecodeError, RecursionError) as error:
+            rejected.append(Rejected.of("undecodable", _decode_error(error), bytes(element)))
     return trades, rejected
+
+
+def _decode_error(error: Exception) -> str:
+    if isinstance(error, RecursionError):
+        return "JSON nested too deeply"
+    return str(error)
