@@ -28,6 +28,7 @@ from numba import njit
 
 from market.messages import (
     EXCHANGE_PATTERN,
+    MAX_QUANTITY,
     SYMBOL_PATTERN,
     Rejected,
     Trade,
@@ -309,9 +310,12 @@ class TradeDecoder:
             ts, price, size, side, ids,
         )
         ts, price, size, side, ids = ts[:rows], price[:rows], size[:rows], side[:rows], ids[:rows]
-        # Checks the parser leaves out: a time too far ahead, or a zero price. A message
-        # holding such a trade goes through msgspec, which names the reason.
-        bad = np.flatnonzero((ts > now_ns + self.max_future_ns) | (price <= 0.0))
+        # Checks the parser leaves out: a time too far ahead, a zero price, a huge quantity.
+        # A message holding such a trade goes through msgspec, which names the reason.
+        bad = np.flatnonzero(
+            (ts > now_ns + self.max_future_ns) | (price <= 0.0)
+            | (price >= MAX_QUANTITY) | (size >= MAX_QUANTITY)
+        )
         if len(bad):
             starts = np.zeros(n_messages, np.int64)
             np.cumsum(np.maximum(counts, 0)[:-1], out=starts[1:])

@@ -9,7 +9,6 @@ values (finite positive price, non-negative size, canonical names, sane time) by
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from typing import Literal
 
@@ -20,6 +19,9 @@ Side = Literal["buy", "sell", "unknown"]
 EXCHANGE_PATTERN = re.compile(r"^[a-z0-9_]{1,32}$")
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
 
+#: Prices and sizes must be below this (and finite), so that no sum of price times size in a
+#: candle can overflow to infinity, which JSON cannot carry.
+MAX_QUANTITY = 1e100
 #: Longest trade id accepted; exchanges use integers or UUIDs, far shorter.
 MAX_TRADE_ID_CHARS = 128
 #: How far ahead of the receiver's clock a trade's timestamp may be before it is rejected.
@@ -146,10 +148,10 @@ def decode_candle(data: bytes) -> Candle:
 
 def trade_problem(trade: Trade, *, now_ns: int, max_future_ns: int) -> tuple[str, str] | None:
     """Return `(reason, detail)` when a schema-valid trade holds impossible values, else None."""
-    if not (math.isfinite(trade.price) and trade.price > 0):
-        return "bad_price", f"price must be finite and > 0, got {trade.price!r}"
-    if not (math.isfinite(trade.size) and trade.size >= 0):
-        return "bad_size", f"size must be finite and >= 0, got {trade.size!r}"
+    if not 0 < trade.price < MAX_QUANTITY:
+        return "bad_price", f"price must be > 0 and < {MAX_QUANTITY:g}, got {trade.price!r}"
+    if not 0 <= trade.size < MAX_QUANTITY:
+        return "bad_size", f"size must be >= 0 and < {MAX_QUANTITY:g}, got {trade.size!r}"
     if trade.ts <= 0:
         return "bad_timestamp", f"ts must be positive nanoseconds since the epoch, got {trade.ts}"
     if trade.ts > now_ns + max_future_ns:

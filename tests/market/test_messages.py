@@ -46,8 +46,9 @@ def test_undecodable_bytes_are_rejected_whole() -> None:
 
 def test_impossible_values_are_rejected_with_their_reason() -> None:
     cases = {
-        "bad_price": [trade(price=0), trade(price=-1.0)],
-        "bad_size": [trade(size=-0.1)],
+        "bad_price": [trade(price=0), trade(price=-1.0), trade(price=1e100)],
+        "bad_size": [trade(size=-0.1), trade(size=1e300)],
+        "bad_trade_id": [trade(trade_id="9" * 129)],
         "future_timestamp": [trade(ts=NOW + 3600 * 1_000_000_000)],
         "bad_timestamp": [trade(ts=0)],
         "bad_symbol": [trade(symbol="btc/usdt"), trade(symbol="BTC.USDT"), trade(symbol=">")],
