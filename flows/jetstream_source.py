@@ -48,6 +48,7 @@ from flows.subjects import TRADES_STREAM, TRADES_SUBJECTS
 log = logging.getLogger(__name__)
 
 _FULL_RECHECK_S = 0.002
+_PULL_RETRY_S = 0.5
 _PULL_BYTES = 4 * 1024 * 1024
 _STATUS = Header.STATUS.value
 _DESCRIPTION = Header.DESCRIPTION.value
@@ -196,6 +197,7 @@ class _JetStreamPartition(StatefulSourcePartition[RawMessage, int]):
             batch=fetch_batch, expires_s=pull_expires_s, room=self._room, deliver=self._received,
         )
         self._sub = bridge.call(self._puller.subscribe)
+        bridge.on_reconnect(self._puller.reconnected)
         bridge.spawn(self._puller.pull_forever)
 
     def _room(self) -> int:
@@ -255,7 +257,8 @@ class _Puller:
     `owed` counts messages asked for and not yet delivered. A pull that ends short answers
     with a status and `Nats-Pending-Messages` (what it still owed): 408 when it expired, 409
     when the next message would pass `max_bytes`. A status without that count (409: the
-    consumer was deleted, or too many pulls wait) ends everything, so all is asked again.
+    consumer was deleted, or too many pulls wait) ends everything, so all is asked again,
+    as after a reconnect.
     """
 
     def __init__(
@@ -304,6 +307,11 @@ class _Puller:
                     await nc.publish(self._next_subject, request, reply=self._inbox)
                 except nats.errors.ConnectionClosedError:
                     return
+                except nats.errors.Error as error:
+                    # A full pending buffer while reconnecting: the pull is sent again later.
+                    log.warning("could not send a pull request (%s): retrying", error)
+                    await asyncio.sleep(_PULL_RETRY_S)
+                    continue
                 self._owed += self._batch
                 self.pulls += 1
                 continue
@@ -316,6 +324,12 @@ class _Puller:
                 # these were lost (a reconnect drops them), so ask again.
                 log.info("no answer to %d pulled messages: pulling again", self._owed)
                 self._owed = 0
+
+    def reconnected(self) -> None:
+        """Pulls outstanding before a reconnect may be gone with the old connection (or the
+        old server): ask again at once rather than after their expiry."""
+        self._owed = 0
+        self._wanted.set()
 
     async def _on_message(self, msg: Msg) -> None:
         headers = msg.headers

@@ -24,6 +24,7 @@ class NatsBridge:
     """Connects at construction; raises the connection error if the server is unreachable."""
 
     def __init__(self, url: str, *, name: str, connect_timeout_s: float = 5.0) -> None:
+        self._reconnected: list[Callable[[], None]] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
         self._thread.start()
@@ -33,11 +34,22 @@ class NatsBridge:
                 name=name,
                 connect_timeout=connect_timeout_s,
                 max_reconnect_attempts=-1,
+                # A restarted server is found within half a second (nats-py waits 2 s).
+                reconnect_time_wait=0.5,
                 pending_size=1024 * 1024,
+                reconnected_cb=self._on_reconnected,
             ),
             timeout=connect_timeout_s + 5,
         )
         self.js: JetStreamContext = self.nc.jetstream()
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Call `callback` on the bridge's loop each time the connection is re-established."""
+        self._reconnected.append(callback)
+
+    async def _on_reconnected(self) -> None:
+        for callback in self._reconnected:
+            callback()
 
     def call(self, make: Callable[[], Awaitable[T]], *, timeout: float = 30.0) -> T:
         """Run the coroutine `make()` on the bridge's loop and return its result."""

@@ -3,8 +3,9 @@
 The order is the guarantee: a message's reply subject is acked only after the candles and
 indicator values it produced are committed to the store and its updates are flushed to NATS.
 Publishing and acking run on the NATS thread while the flow goes on with the next batch; the
-next `write_batch` (or `close`) waits for them first, so batches publish in order and a
-failure stops the flow.
+next `write_batch` (or `close`) waits for them first, so batches publish in order. A NATS
+server that goes away and comes back is waited for and the batch published again
+(`flows.delivery`), never a reason to stop; a store error stops the flow unacked.
 If the process dies in between, the message is delivered again (see `flows.jetstream_source`
 for how recovery repositions the consumer), and upserts make the rewrite harmless.
 
@@ -15,15 +16,16 @@ line, and a JSON message on `stats.flow.<worker>` (see `flows.stats`).
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import operator
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from db.store import Store
+from flows.delivery import publish_all
 from flows.nats_bridge import NatsBridge
 from flows.outputs import FlowOutput
 from flows.stats import FlowStats
@@ -33,7 +35,8 @@ from market.messages import encode
 log = logging.getLogger(__name__)
 
 _ACK = b"+ACK"
-_PUBLISH_TIMEOUT_S = 30.0
+_WAIT_LOG_S = 10.0
+_CLOSE_WAIT_S = 10.0
 _INDICATOR_KEY = operator.itemgetter(0, 1, 2, 3)  # (exchange, symbol, timeframe, ts)
 
 
@@ -44,9 +47,11 @@ class StoreAndPublishSink(DynamicSink[FlowOutput]):
         open_store: Callable[[], Store],
         *,
         stats_interval_s: float = 10.0,
+        restarts: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._nats_url = nats_url
+        self._restarts = restarts
         self._open_store = open_store
         self._stats_interval_s = stats_interval_s
         self._clock = clock
@@ -55,7 +60,8 @@ class StoreAndPublishSink(DynamicSink[FlowOutput]):
         self, step_id: str, worker_index: int, worker_count: int
     ) -> _StoreAndPublishPartition:
         bridge = NatsBridge(self._nats_url, name=f"candlegraph-{step_id}-{worker_index}")
-        stats = FlowStats(worker_index, interval_s=self._stats_interval_s, clock=self._clock)
+        stats = FlowStats(worker_index, interval_s=self._stats_interval_s, clock=self._clock,
+                          restarts=self._restarts)
         return _StoreAndPublishPartition(bridge, self._open_store(), stats)
 
 
@@ -64,7 +70,7 @@ class _StoreAndPublishPartition(StatelessSinkPartition[FlowOutput]):
         self._bridge = bridge
         self._store = store
         self._stats = stats
-        self._publishing: Future[None] | None = None
+        self._publishing: concurrent.futures.Future[int] | None = None
 
     def write_batch(self, items: list[FlowOutput]) -> None:
         # A store error propagates: the flow stops without acking, and the messages come back.
@@ -83,36 +89,52 @@ class _StoreAndPublishPartition(StatelessSinkPartition[FlowOutput]):
         for item in items:
             self._stats.add(item.counts)
         report = self._stats.report_if_due()
+        messages = [
+            (candles_subject(c.exchange, c.symbol, c.timeframe), encode(c))
+            for item in items for c in item.updates
+        ]
+        messages += [(DEADLETTER_SUBJECT, encode(d)) for item in items for d in item.dead_letters]
+        if report is not None:
+            messages.append((flow_stats_subject(self._stats.worker), report))
+        acks = [(reply, _ACK) for item in items for reply in item.acks]
         nc = self._bridge.nc
 
-        async def publish_and_ack() -> None:
-            for item in items:
-                for candle in item.updates:
-                    subject = candles_subject(candle.exchange, candle.symbol, candle.timeframe)
-                    await nc.publish(subject, encode(candle))
-                for letter in item.dead_letters:
-                    await nc.publish(DEADLETTER_SUBJECT, encode(letter))
-            if report is not None:
-                await nc.publish(flow_stats_subject(self._stats.worker), report)
-            await nc.flush()
-            for item in items:
-                for reply in item.acks:
-                    await nc.publish(reply, _ACK)
-            await nc.flush()
+        async def publish_and_ack() -> int:
+            # Retried through reconnects (flows.delivery); the acks only once the rest is in.
+            retries = await publish_all(nc, messages, what="candle updates")
+            return retries + await publish_all(nc, acks, what="acks")
 
         # Publishing overlaps the next batch's work; one batch at a time keeps the order.
         self._finish_publishing()
         self._publishing = self._bridge.submit(publish_and_ack)
 
-    def _finish_publishing(self) -> None:
-        """Wait for the previous batch's updates and acks; raise if they failed."""
-        if self._publishing is not None:
-            publishing, self._publishing = self._publishing, None
-            publishing.result(_PUBLISH_TIMEOUT_S)
+    def _finish_publishing(self, *, give_up_after_s: float | None = None) -> None:
+        """Wait for the previous batch's updates and acks; raise if they failed.
+
+        NATS being away is no failure (`publish_all` retries until it is back): this waits
+        as long as that takes, logging now and then, unless `give_up_after_s` is given.
+        """
+        if self._publishing is None:
+            return
+        publishing, self._publishing = self._publishing, None
+        waited = 0.0
+        # `wait`, not `result(timeout)`: a nats-py timeout raised by the batch is a
+        # TimeoutError too, and must not pass for a batch still running.
+        while not concurrent.futures.wait([publishing], _WAIT_LOG_S).done:
+            waited += _WAIT_LOG_S
+            if give_up_after_s is not None and waited >= give_up_after_s:
+                publishing.cancel()
+                log.error("gave up publishing the last batch after %.0f s: its messages are"
+                          " not acked and will be delivered again", waited)
+                return
+            log.warning("still publishing a batch after %.0f s: is NATS reachable?", waited)
+        retries = publishing.result()
+        if retries:
+            self._stats.add({"nats_retries": retries})
 
     def close(self) -> None:
         try:
-            self._finish_publishing()
+            self._finish_publishing(give_up_after_s=_CLOSE_WAIT_S)
         finally:
             self._bridge.close()
             self._store.close()

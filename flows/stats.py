@@ -2,9 +2,11 @@
 
 Counters since the worker started: `messages`, `trades` (applied), `duplicates`,
 `dead_letters.<reason>` (late, spike, undecodable, missing_field, bad_price, ...),
-`candles_closed` and `indicator_values`. Every `interval_s` the report is logged and returned
-as JSON (`{"worker": 0, "pid": 4242, "counts": {...}}`) for the sink to publish on
-`stats.flow.<worker>`; the pid tells an operator which process of a cluster reported.
+`candles_closed`, `indicator_values` and `nats_retries` (batches published again after a NATS
+failure). Every `interval_s` the report is logged and returned as JSON (`{"worker": 0,
+"pid": 4242, "restarts": 0, "counts": {...}}`) for the sink to publish on
+`stats.flow.<worker>`; the pid tells an operator which process of a cluster reported, and
+`restarts` how many times its supervisor has started it again (`server.flow_process`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ log = logging.getLogger(__name__)
 
 
 class FlowStats:
-    def __init__(self, worker: int, *, interval_s: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, worker: int, *, interval_s: float, clock: Callable[[], float], restarts: int = 0
+    ) -> None:
         self.worker = worker
+        self.restarts = restarts
         self.counts: Counter[str] = Counter()
         self._interval_s = interval_s
         self._clock = clock
@@ -38,7 +43,10 @@ class FlowStats:
         self._next = now + self._interval_s
         counts = dict(sorted(self.counts.items()))
         log.info(
-            "flow worker %d: %s", self.worker,
+            "flow worker %d (restarts=%d): %s", self.worker, self.restarts,
             " ".join(f"{name}={value}" for name, value in counts.items()) or "idle",
         )
-        return msgspec.json.encode({"worker": self.worker, "pid": os.getpid(), "counts": counts})
+        return msgspec.json.encode({
+            "worker": self.worker, "pid": os.getpid(), "restarts": self.restarts,
+            "counts": counts,
+        })

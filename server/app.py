@@ -40,6 +40,7 @@ from graphql_schema.schema import build_schema
 from server.auth import ApiKeys, Caller, Gate
 from server.backtests import BacktestService
 from server.fanout import CandleFanout
+from server.flow_reports import FlowReports
 from server.flowlag import FlowLag
 from server.logs import RequestIds
 from server.metrics import Metrics
@@ -175,6 +176,8 @@ def create_app(
     metrics = Metrics()
     flow_lag = FlowLag()
     metrics.registry.register(flow_lag)
+    flow_reports = FlowReports()
+    metrics.registry.register(flow_reports)
     gate = Gate(
         ApiKeys(settings.api_keys),
         public_queries=settings.public_queries,
@@ -189,6 +192,7 @@ def create_app(
         )
         fanout = CandleFanout(nc, capacity=settings.subscription_buffer, metrics=metrics.fanout)
         await flow_lag.watch(nc)
+        await flow_reports.watch(nc)
         # Its worker processes import the engine in the background: ready at once.
         backtests = BacktestService(store, settings)
         await backtests.start()
@@ -205,6 +209,7 @@ def create_app(
         finally:
             await backtests.close()
             await flow_lag.stop()
+            await flow_reports.stop()
             await fanout.close()
             await nc.drain()
             store.close()

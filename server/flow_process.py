@@ -1,12 +1,15 @@
-"""`candlegraph flow`: run the candle dataflow as one process, a local cluster, or one member.
+"""`candlegraph flow`: run the candle dataflow, supervised on this machine, or as one member.
 
-- One worker (the default): this process runs the whole flow.
-- `--workers N`: this process starts N worker processes on this machine (Bytewax workers that
-  are threads share the GIL, so the flow scales with processes) and supervises them: a
-  signal stops them all, and if one fails the others are stopped too and (with recovery on)
-  all are started again from their last snapshot.
+- By default (`--workers N`, N = 1 unless given): this process supervises N worker processes
+  on this machine (Bytewax workers that are threads share the GIL, so the flow scales with
+  processes). A signal stops them all. When one dies, the others are stopped too (a Bytewax
+  cluster cannot go on without one) and all are started again, from their last snapshot
+  with recovery on, at most `MAX_RESTARTS` times within `RESTART_WINDOW_S`. The restart
+  count reaches each worker, which reports it with its counters (`stats.flow.<worker>`,
+  and so `candlegraph_flow_restarts` on the server's /metrics).
 - `--addresses host:port,... --process-id I`: this process is member I of a Bytewax cluster
-  spread over machines; every member is started with the same list.
+  spread over machines; every member is started with the same list, each under a
+  supervisor of the machine's (systemd, compose's restart policy).
 
 Each of the N processes owns one shard (`exchange:symbol` by CRC-32, `flows.shards`).
 With recovery on, Bytewax snapshots state every `snapshot_interval_s` into
@@ -44,9 +47,9 @@ RESTART_DELAY_S = 1.0
 
 
 def run_flow(settings: Settings) -> int:
-    if settings.flow_workers > 1 and not settings.flow_addresses:
-        return _run_local_cluster(settings)
-    return _run_member(settings)
+    if settings.flow_addresses:
+        return run_member(settings)
+    return _supervise(settings)
 
 
 def recovery_dir(settings: Settings, process_id: int, processes: int) -> Path:
@@ -80,7 +83,9 @@ def recovery_dir(settings: Settings, process_id: int, processes: int) -> Path:
     return target
 
 
-def _run_member(settings: Settings) -> int:
+def run_member(settings: Settings, *, restarts: int = 0) -> int:
+    """Run this process's part of the flow until a signal ends its input (or it fails).
+    `restarts` is how many times its supervisor has started it again, for its reports."""
     from bytewax.recovery import RecoveryConfig
     from bytewax.run import cli_main
 
@@ -115,7 +120,7 @@ def _run_member(settings: Settings) -> int:
         JetStreamSource(settings.nats_url, stop=stop, start_file=start_file),
         StoreAndPublishSink(
             settings.nats_url, lambda: open_store(settings),
-            stats_interval_s=settings.flow_stats_interval_s,
+            stats_interval_s=settings.flow_stats_interval_s, restarts=restarts,
         ),
         timeframes=parse_timeframes(list(settings.timeframes)),
         allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
@@ -147,13 +152,13 @@ def _run_member(settings: Settings) -> int:
     return 0
 
 
-def _run_local_cluster(settings: Settings) -> int:
+def _supervise(settings: Settings) -> int:
     """Start `flow_workers` member processes and watch them until a signal stops them all.
 
-    When a member dies, the others are stopped too, because a Bytewax cluster cannot go on
-    without one. With recovery on, the whole cluster is then started again (on fresh ports)
-    and resumes from its last snapshot, while JetStream redelivers what was not acked; a
-    cluster that keeps dying (`MAX_RESTARTS` within `RESTART_WINDOW_S`) is given up.
+    When a member dies, the others are stopped too, and all are started again (on fresh
+    ports), resuming from their last snapshot while JetStream redelivers what was not acked;
+    without recovery, the candles that were forming are lost, as they would be anyway. A
+    flow that keeps dying (`MAX_RESTARTS` within `RESTART_WINDOW_S`) is given up (exit 1).
     """
     stop = threading.Event()
 
@@ -162,30 +167,36 @@ def _run_local_cluster(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    restarts: list[float] = []
+    recent: list[float] = []
+    restarts = 0
     while True:
-        failed = _run_cluster_once(settings, stop)
+        failed = _run_members_once(settings, stop, restarts)
         if failed is None:
             return 0
         now = time.monotonic()
-        restarts = [t for t in restarts if now - t < RESTART_WINDOW_S]
-        if not settings.flow_recovery or len(restarts) >= MAX_RESTARTS:
-            log.error("flow worker %s exited with %s; the flow stops (%s)", failed.pid,
-                      failed.returncode,
-                      "recovery is off" if not settings.flow_recovery
-                      else f"{len(restarts)} restarts in {RESTART_WINDOW_S:.0f} s")
+        recent = [t for t in recent if now - t < RESTART_WINDOW_S]
+        if len(recent) >= MAX_RESTARTS:
+            log.error("flow worker %s exited with %s; the flow stops after %d restarts in"
+                      " %.0f s", failed.pid, failed.returncode, len(recent), RESTART_WINDOW_S)
             return 1
-        restarts.append(now)
-        log.error("flow worker %s exited with %s; restarting all %d from their last snapshot",
-                  failed.pid, failed.returncode, settings.flow_workers)
+        recent.append(now)
+        restarts += 1
+        log.error(
+            "flow worker %s exited with %s; restarting all %d (restart %d)%s",
+            failed.pid, failed.returncode, settings.flow_workers, restarts,
+            " from their last snapshot" if settings.flow_recovery
+            else "; recovery is off, so the candles that were forming are lost",
+        )
         if stop.wait(RESTART_DELAY_S):
             return 0
 
 
-def _run_cluster_once(settings: Settings, stop: threading.Event) -> subprocess.Popen | None:
+def _run_members_once(
+    settings: Settings, stop: threading.Event, restarts: int
+) -> subprocess.Popen | None:
     """Run the members until `stop` (None) or until one of them exits (that member)."""
     count = settings.flow_workers
-    addresses = tuple(f"127.0.0.1:{free_port()}" for _ in range(count))
+    addresses = tuple(f"127.0.0.1:{free_port()}" for _ in range(count)) if count > 1 else ()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
     children: list[subprocess.Popen] = []
     try:
@@ -196,10 +207,11 @@ def _run_cluster_once(settings: Settings, stop: threading.Event) -> subprocess.P
             if settings.flow_recovery:
                 recovery_dir(member, process_id, count)  # refuses a mismatch before starting
             children.append(spawn(
-                [sys.executable, "-m", "server.cli", "flow"],
+                [sys.executable, "-m", "server.flow_process", "--restarts", str(restarts)],
                 env={**base_env, **member.to_env()},
             ))
-        log.info("dataflow started %d worker processes: %s", count, ", ".join(addresses))
+        log.info("dataflow started %d worker process(es)%s", count,
+                 f": {', '.join(addresses)}" if addresses else "")
         while not stop.is_set():
             failed = [c for c in children if c.poll() is not None]
             if failed:
@@ -208,3 +220,26 @@ def _run_cluster_once(settings: Settings, stop: threading.Event) -> subprocess.P
         return None
     finally:
         stop_all(children, timeout_s=15)
+
+
+def _member_main(argv: list[str]) -> int:
+    """`python -m server.flow_process [--restarts N]`: one member, settings from the
+    environment, as the supervisor starts it."""
+    import argparse
+
+    from server.logs import configure_logging
+
+    parser = argparse.ArgumentParser(prog="python -m server.flow_process")
+    parser.add_argument("--restarts", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as error:
+        print(f"flow worker: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    return run_member(settings, restarts=args.restarts)
+
+
+if __name__ == "__main__":
+    sys.exit(_member_main(sys.argv[1:]))

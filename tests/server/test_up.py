@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,6 +25,16 @@ QUERY = ('{ candles(exchange: "sim", symbol: "BTC-USDT", timeframe: "1s", limit:
 def children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def command_of(parent: int, subcommand: str) -> int | None:
+    """The pid of the child of `parent` running `candlegraph <subcommand>`, if there is one."""
+    for pid in children(parent):
+        with contextlib.suppress(OSError):
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if len(args) >= 2 and args[-2] == subcommand.encode():
+                return pid
+    return None
 
 
 def alive(pid: int) -> bool:
@@ -82,6 +93,15 @@ async def test_up_serves_candles_streams_live_ones_and_stops_cleanly(
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
         message = json.loads(await ws.recv())
     assert message["payload"]["data"]["candles"]["symbol"] == "ETH-USDT"
+
+    # A child that dies is started again: the flow, SIGKILLed, comes back and candles go on.
+    flow = command_of(system.pid, "flow")
+    newest = max(r["ts"] for r in candles(port))
+    os.kill(flow, signal.SIGKILL)
+    wait_until(lambda: command_of(system.pid, "flow") not in (None, flow), timeout_s=15,
+               what="`up` starting the flow again")
+    wait_until(lambda: max((r["ts"] for r in candles(port)), default="") > newest,
+               timeout_s=30, what="newer candles from the restarted flow")
 
     tree = children(system.pid)
     assert len(tree) == 4  # nats-server, flow, simulator, GraphQL server
