@@ -18,13 +18,16 @@ with nine:
   spends no rate-limit token);
 - masking (`MaskErrors`): a bug's message is replaced by a generic one coded INTERNAL, and the
   original is logged; errors without a code that are not bugs (syntax and validation errors of
-  the document) keep their message and get the code BAD_USER_INPUT, so every error has a code;
+  the document, the token limit) keep their message and get the code BAD_USER_INPUT, so every
+  error has a code; a message longer than `MAX_MESSAGE_CHARS` (it may quote the client's
+  input) is cut to that length;
 - observing: an `OperationObserver` (the server's metrics) hears of each operation when it
   starts and, with its error codes and duration, when it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,10 +37,14 @@ from graphql import ASTValidationRule, DocumentNode, GraphQLError
 from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionResult, StreamExecutionResult
 
+from market.messages import bounded
+
 log = logging.getLogger(__name__)
 
 #: The kind of an operation whose document did not parse, or names no operation.
 INVALID = "invalid"
+#: Longest error message sent to a client or logged: a message may quote the client's input.
+MAX_MESSAGE_CHARS = 2000
 
 
 class OperationObserver(Protocol):
@@ -89,7 +96,11 @@ class OperationGuard(MaskErrors):
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        context.graphql_document = self._parse(context.query, **context.parse_options)
+        # Raised here, a syntax error would escape the operation's hooks (no code, no
+        # metrics); left unparsed, Strawberry parses again and reports it as a pre-execution
+        # error, which masking then gives its code.
+        with contextlib.suppress(GraphQLError):
+            context.graphql_document = self._parse(context.query, **context.parse_options)
         yield
 
     def on_validate(self) -> Iterator[None]:
@@ -119,9 +130,9 @@ class OperationGuard(MaskErrors):
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         if not is_unexpected(error):
             return GraphQLError(
-                error.message, nodes=error.nodes, source=error.source,
-                positions=error.positions, path=error.path,
-                extensions={**(error.extensions or {}), "code": "BAD_USER_INPUT"},
+                bounded(error.message, MAX_MESSAGE_CHARS), nodes=error.nodes,
+                source=error.source, positions=error.positions, path=error.path,
+                extensions={"code": "BAD_USER_INPUT", **(error.extensions or {})},
             )
         log.error("unexpected error in %s", error.path, exc_info=error.original_error)
         masked = super().anonymise_error(error)
@@ -147,4 +158,8 @@ def is_unexpected(error: GraphQLError) -> bool:
 
 
 def _needs_rewrite(error: GraphQLError) -> bool:
-    return is_unexpected(error) or "code" not in (error.extensions or {})
+    return (
+        is_unexpected(error)
+        or "code" not in (error.extensions or {})
+        or len(error.message) > MAX_MESSAGE_CHARS
+    )

@@ -17,10 +17,16 @@ from strawberry.types import ExecutionContext
 
 from graphql_schema.backtests import BacktestMutation, BacktestQuery, BacktestSubscription
 from graphql_schema.executor import FastExecutor
-from graphql_schema.guard import OperationGuard, OperationObserver, is_unexpected
+from graphql_schema.guard import (
+    MAX_MESSAGE_CHARS,
+    OperationGuard,
+    OperationObserver,
+    is_unexpected,
+)
 from graphql_schema.query import Query
 from graphql_schema.shared_events import shared_events
 from graphql_schema.subscription import Subscription
+from market.messages import bounded
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +42,7 @@ class CandleSchema(strawberry.Schema):
     ) -> None:
         for error in errors:
             if not is_unexpected(error):
-                log.info("client error: %s", error.message)
+                log.info("client error: %s", bounded(error.message, MAX_MESSAGE_CHARS))
 
 
 def build_schema(

@@ -9,7 +9,6 @@ response carries an `X-Request-ID` (`server.logs`); CORS is on only for configur
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -18,30 +17,26 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import nats
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
-from strawberry.types.unset import UNSET, UnsetType
 
 from db.store import Store
 from graphql_schema.context import Context, Limits
 from graphql_schema.schema import build_schema
-from server.auth import ApiKeys, Caller, Gate
+from server.auth import ApiKeys, Gate
 from server.backtests import BacktestService
 from server.fanout import CandleFanout
 from server.flow_reports import FlowReports
 from server.flowlag import FlowLag
+from server.graphql_view import CandleGraphQL
 from server.logs import RequestIds
 from server.metrics import Metrics
 from server.ratelimit import Rate
@@ -124,36 +119,6 @@ subscription LiveCandles {
 ]
 
 
-class CandleGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI app with our context, our access gate and our offline GraphiQL page."""
-
-    def __init__(self, *args: Any, page: str, gate: Gate, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._page = page
-        self._gate = gate
-
-    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        caller = self._gate.caller(request.headers.get("authorization"))
-        return dataclasses.replace(request.state.context, access=caller, connection_params=None)
-
-    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        # Browsers cannot set headers on a websocket: the key may come in connection_init.
-        caller = context.access
-        assert isinstance(caller, Caller)
-        caller.present_connection_params(context.connection_params)
-        if caller.refused is not None:
-            raise ConnectionRejectionError({"message": caller.refused})
-        return UNSET
-
-    def encode_json(self, data: object) -> str:
-        # msgspec is several times faster than json.dumps; text, because a websocket frame of
-        # bytes would be a binary one.
-        return msgspec.json.encode(data).decode()
-
-    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(self._page)
-
-
 def graphiql_page(now: datetime | None = None) -> str:
     template = (STATIC / "graphiql.html").read_text()
     now = now or datetime.now(UTC)
@@ -218,7 +183,10 @@ def create_app(
         build_schema(observer=metrics),
         page=graphiql_page(),
         gate=gate,
+        max_request_bytes=settings.max_request_bytes,
+        max_websockets=settings.max_websockets,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_s),
         allowed_origins=settings.cors_origins,
     )
 

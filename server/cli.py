@@ -121,6 +121,7 @@ def _serve(settings: Settings) -> int:
     gc.freeze()
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level="warning", ws_ping_interval=20,
+        ws_max_size=settings.max_request_bytes,
         log_config=None,  # uvicorn's own lines go through our (JSON) handler too
     )
     return 0

@@ -85,6 +85,12 @@ class Settings:
     mutation_rate: str = "10/min"
     cors_origins: tuple[str, ...] = ()
     subscription_buffer: int = 256
+    # What a client may send the GraphQL server (server.graphql_view): request bodies, GET
+    # query strings and websocket frames up to max_request_bytes; at most max_websockets
+    # open websockets; a websocket must send connection_init within ws_init_timeout_s.
+    max_request_bytes: int = 256 * 1024
+    max_websockets: int = 1000
+    ws_init_timeout_s: float = 10.0
     # Backtests: worker processes, and the most runs one parameter sweep may ask for (at most
     # strategies.sweep.MAX_COMBINATIONS, 1000).
     backtest_workers: int = 2
@@ -144,6 +150,14 @@ class Settings:
             raise SettingsError(
                 f"subscription_buffer must be >= 1 candle, got {self.subscription_buffer}"
             )
+        if self.max_request_bytes < 1024:
+            raise SettingsError(
+                f"max_request_bytes must be >= 1024 bytes, got {self.max_request_bytes}"
+            )
+        if self.max_websockets < 1:
+            raise SettingsError(f"max_websockets must be >= 1, got {self.max_websockets}")
+        if self.ws_init_timeout_s <= 0:
+            raise SettingsError(f"ws_init_timeout_s must be > 0 s, got {self.ws_init_timeout_s}")
         if not 1 <= self.backtest_workers <= 64:
             raise SettingsError(
                 f"backtest_workers must be 1 to 64 processes, got {self.backtest_workers}"
@@ -232,6 +246,9 @@ ENVIRONMENT: dict[str, Callable[[str], Any]] = {
     "mutation_rate": str,
     "cors_origins": _names,
     "subscription_buffer": int,
+    "max_request_bytes": int,
+    "max_websockets": int,
+    "ws_init_timeout_s": float,
     "backtest_workers": int,
     "sweep_max_runs": int,
 }
