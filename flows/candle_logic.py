@@ -65,6 +65,7 @@ class FlowOptions:
     max_future_ns: int
     flush_at_eof: bool
     now_ns: Callable[[], int]
+    on_snapshot: Callable[[], None] | None = None
 
     @property
     def idle_after_ns(self) -> int:
@@ -181,6 +182,8 @@ class CandleLogic(StatefulBatchLogic[RawMessage, FlowOutput, bytes]):
         return None if due is None else datetime.fromtimestamp(due / 1e9, UTC)
 
     def snapshot(self) -> bytes:
+        if self.options.on_snapshot is not None:
+            self.options.on_snapshot()
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
     # Outputs -----------------------------------------------------------------------------

@@ -43,9 +43,11 @@ def build_flow(
     now_ns: Callable[[], int] = time.time_ns,
     max_future_ns: int = DEFAULT_MAX_FUTURE_NS,
     flush_at_eof: bool = False,
+    on_snapshot: Callable[[], None] | None = None,
 ) -> Dataflow:
     """Wire the candle dataflow. `flush_at_eof` closes every candle when a finite input ends;
-    `shards` is the number of aggregators (one per worker)."""
+    `shards` is the number of aggregators (one per worker); `on_snapshot` is called each time
+    a shard's state is snapshotted."""
     options = FlowOptions(
         timeframes=tuple(sorted(timeframes)),
         allowed_lateness_ns=int(allowed_lateness / timedelta(microseconds=1)) * 1000,
@@ -55,6 +57,7 @@ def build_flow(
         max_future_ns=max_future_ns,
         flush_at_eof=flush_at_eof,
         now_ns=now_ns,
+        on_snapshot=on_snapshot,
     )
 
     warm_up(options)
