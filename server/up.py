@@ -78,7 +78,8 @@ def run_up(settings: Settings) -> int:
         ]
         url = f"http://{settings.host}:{settings.port}"
         if _wait_until_serving(f"{url}/health", workers[2], timeout_s=30):
-            print(f"CandleGraph is up: GraphiQL at {url}/graphql (Ctrl-C stops)", flush=True)
+            print(f"CandleGraph is up: the web client at {url}/, GraphiQL at {url}/graphql"
+                  " (Ctrl-C stops)", flush=True)
         while not stop.is_set():
             exited = [p for p in [nats, *workers] if p.poll() is not None]
             if exited:
