@@ -20,8 +20,16 @@ export function drawdown(ts, equity) {
 
 export class EquityChart {
   constructor(container) {
-    this.chart = createChart(container, { ...THEME, autoSize: true });
+    // Bars may be thinner than a pixel: a run of any length fits the width.
+    this.chart = createChart(container, {
+      ...THEME, autoSize: true, timeScale: { ...THEME.timeScale, minBarSpacing: 0.01 },
+    });
     this.series = [];
+    // The whole run in view at any width (the chart learns its size after it is shown).
+    this.fit = new ResizeObserver(() => requestAnimationFrame(() => {
+      this.chart.timeScale().fitContent();
+    }));
+    this.fit.observe(container);
   }
 
   /** Show `curves`: [{label, ts, equity, color}], each in its own colour. */
@@ -43,11 +51,11 @@ export class EquityChart {
       this.series.push(line, under);
     });
     if (this.chart.panes()[1]) this.chart.panes()[1].setStretchFactor(0.5);
-    // The whole run in view, once the chart knows its width (the frame after it is shown).
-    requestAnimationFrame(() => this.chart.timeScale().fitContent());
+    this.chart.timeScale().fitContent();
   }
 
   remove() {
+    this.fit.disconnect();
     this.chart.remove();
   }
 }

@@ -63,7 +63,7 @@ export class MarketView {
     const form = el('form', { id: 'computed-form', novalidate: true },
       field('Name ', name, { arg: 'name', hint: 'sma, rsi, macd, bbands, adx, …' }),
       field('Params ', params, { arg: 'params', hint: 'JSON; pandas-ta defaults for the rest' }),
-      field(onPrice, ' on the price', {}),
+      field('On the price ', onPrice, { hint: 'or in a pane of its own below' }),
       el('button', {}, 'Add'), formErrorBox());
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
