@@ -6,6 +6,9 @@
 // from that bucket on, then goes live, with no gap and no duplicate at the seam. A replayed
 // candle the chart already has replaces it in place. Errors that retrying cannot heal (a bad
 // argument, an unknown market, a refused key) stop it.
+//
+// graphql-ws can retry by itself, but it would send the first `since` again: this module
+// subscribes anew instead, with waits of 0.25 s doubling up to 5 s.
 
 const CANDLES = `subscription Live($exchange: String!, $symbol: String!, $timeframe: String!,
     $since: DateTime) {
@@ -41,7 +44,7 @@ export class LiveCandles {
     this.stopped = true;
     clearTimeout(this.timer);
     this.end?.();
-    this.onState('stopped');
+    this.onState(this.state = 'stopped');
   }
 
   #subscribe() {

@@ -156,7 +156,11 @@ export class MarketView {
       ...market,
       since,
       onCandle: (candle) => this.#onCandle(candle),
-      onState: (state, error) => this.#setStatus(state, error ? `${state}: ${error.message}` : state),
+      onState: (state, error) => {
+        this.#setStatus(state, error ? `${state}: ${error.message}` : state);
+        // Away so long that more candles closed than one replay holds: load the chart anew.
+        if (error?.errors.some((e) => e.extensions?.argument === 'since')) this.open();
+      },
     }).start();
   }
 
