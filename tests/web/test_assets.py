@@ -38,6 +38,10 @@ def test_every_module_imports_files_the_server_has_and_nothing_from_elsewhere() 
             assert target.startswith("./"), f"{module.name} imports {target}"
             assert (WEB / target).is_file(), f"{module.name} imports a missing {target}"
     html = (WEB / "index.html").read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/web/([^"]+)">', html))
+    vendored = {f"vendor/{p.name}" for p in (WEB / "vendor").iterdir()
+                if p.suffix in {".js", ".mjs"}}
+    assert preloaded == {m.name for m in modules} | vendored
     for target in re.findall(r'(?:src|href)="([^"]+)"', html):
         if target.startswith("/web/"):
             assert (WEB / target.removeprefix("/web/")).is_file(), target

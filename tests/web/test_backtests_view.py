@@ -103,6 +103,7 @@ async def test_a_backtest_run_from_the_page_succeeds_with_the_apis_metrics_and_t
     await client_page.screenshot("backtest")
 
     # The trades table, a page at a time.
+    await client_page.page.locator("#trades table.trades[data-offset='0']").wait_for()
     rows = client_page.page.locator("#trades table.trades tbody tr")
     assert await rows.count() == min(50, len(trades))
     if len(trades) > 50:

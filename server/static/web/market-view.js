@@ -89,6 +89,11 @@ export class MarketView {
   /** Show the market of the route's params (the first market and 1m by default). */
   async show(params) {
     clearErrors(this.form);
+    const route = `${params.get('exchange')} ${params.get('symbol')} `
+      + `${params.get('timeframe') ?? '1m'} ${params.get('bars') ?? '1000'}`;
+    // A market named in the address: its candles are asked for while the market list loads.
+    const early = params.has('symbol') && route !== this.key ? this.#series(route) : null;
+    early?.catch(() => {}); // if it is not used, its failure does not matter
     let markets;
     try {
       markets = await this.app.symbols();
@@ -108,7 +113,14 @@ export class MarketView {
     this.timeframeSelect.value = params.get('timeframe') ?? '1m';
     this.barsSelect.value = params.get('bars') ?? '1000';
     const key = `${this.marketSelect.value} ${this.timeframeSelect.value} ${this.barsSelect.value}`;
-    if (key !== this.key) await this.open();
+    if (key !== this.key) await this.open(key === route ? early : null);
+  }
+
+  /** The newest candles of the series `key` ('exchange symbol timeframe bars'). */
+  async #series(key) {
+    const [exchange, symbol, timeframe, bars] = key.split(' ');
+    const data = await this.api.request(SERIES, { exchange, symbol, timeframe, limit: Number(bars) });
+    return data.candleSeries;
   }
 
   #navigate() {
@@ -123,8 +135,9 @@ export class MarketView {
     return { exchange, symbol, timeframe: this.timeframeSelect.value };
   }
 
-  /** Load the newest candles of the chosen market, paint them, then go live. */
-  async open() {
+  /** Load the newest candles of the chosen market (unless already `asked` for), paint them,
+   * then go live. */
+  async open(asked = null) {
     this.live?.stop();
     this.live = null;
     this.key = `${this.marketSelect.value} ${this.timeframeSelect.value} ${this.barsSelect.value}`;
@@ -134,8 +147,7 @@ export class MarketView {
     this.#setStatus('loading', 'loading…');
     let page;
     try {
-      page = (await this.api.request(SERIES, { ...market, limit: Number(this.barsSelect.value) }))
-        .candleSeries;
+      page = await (asked ?? this.#series(this.key));
     } catch (error) {
       this.key = null;
       this.#setStatus('error', '');
