@@ -19,6 +19,7 @@ writing some names keeps the others. A store file with the earlier one-row-per-v
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 import weakref
@@ -61,13 +62,14 @@ from market.messages import Candle
 
 _COLUMNS = "exchange, symbol, timeframe, ts, open, high, low, close, volume, trades, vwap, closed"
 
-_UPSERT_CANDLE = f"""
-INSERT INTO candles ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+# Rows go in as multi-row VALUES lists (`_RowBlocks`): `INSERT ... VALUES (...), (...) ON
+# CONFLICT` applies the rows in order, as executemany does, with one statement per block.
+_UPSERT_CANDLE = (f"INSERT INTO candles ({_COLUMNS})", 12, """
 ON CONFLICT (exchange, symbol, timeframe, ts) DO UPDATE SET
     open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
     volume = excluded.volume, trades = excluded.trades, vwap = excluded.vwap,
     closed = excluded.closed
-"""
+""")
 
 # Every right-hand side reads the row as it was before the update.
 _UPSERT_SERIES = """
@@ -81,10 +83,9 @@ ON CONFLICT (exchange, symbol, timeframe) DO UPDATE SET
 """
 
 # RFC 7396 merge: names in the write replace or add, a null removes, the others stay.
-_UPSERT_INDICATOR_VALUES = """
-INSERT INTO indicator_values (series, ts, values_json) VALUES (?, ?, ?)
+_UPSERT_INDICATOR_VALUES = ("INSERT INTO indicator_values (series, ts, values_json)", 3, """
 ON CONFLICT (series, ts) DO UPDATE SET values_json = json_patch(values_json, excluded.values_json)
-"""
+""")
 
 _SERIES_ID = "SELECT id FROM series_ids WHERE exchange = ? AND symbol = ? AND timeframe = ?"
 
@@ -176,11 +177,9 @@ class SqliteStore:
                 if c.ts >= extent[1]:
                     extent[1], extent[2] = c.ts, c.close
         series = [(*key, first, last, close) for key, (first, last, close) in extents.items()]
-        self._write(
-            f"writing {len(rows)} candles",
-            (_UPSERT_CANDLE, rows),
-            (_UPSERT_SERIES, series),
-        )
+        with self._transaction(f"writing {len(rows)} candles") as conn:
+            _insert_blocks(conn, _UPSERT_CANDLE, rows)
+            conn.executemany(_UPSERT_SERIES, series)
 
     def candles(
         self,
@@ -352,8 +351,8 @@ class SqliteStore:
         """Upsert the objects in the open transaction; return the series ids and name sets it
         wrote, for the caller to remember once committed."""
         ids = self._resolve_series_ids(conn, {o[:3] for o in objects})
-        conn.executemany(
-            _UPSERT_INDICATOR_VALUES, [(ids[o[:3]], o.ts, o.values_json) for o in objects]
+        _insert_blocks(
+            conn, _UPSERT_INDICATOR_VALUES, [(ids[o[:3]], o.ts, o.values_json) for o in objects]
         )
         names = {(*o[:3], o.names) for o in objects}.difference(self._stored_names)
         if names:
@@ -561,6 +560,39 @@ class SqliteStore:
             return self._connection().execute(sql, params).fetchall()
         except sqlite3.Error as error:
             raise StoreError(f"reading from {self.path}: {error}") from error
+
+
+#: Rows per multi-row INSERT. Binding a block in one statement costs about half of what
+#: executemany's statement per row does (`bench/store_write.py`); every block has this size, so
+#: each table needs one prepared block statement (SQLite prepares a 256-row VALUES list in
+#: about a millisecond), and the rows left over go through executemany.
+_BLOCK_ROWS = 256
+
+_block_sql: dict[tuple[str, int, str], tuple[str, str]] = {}
+
+
+def _insert_blocks(
+    conn: sqlite3.Connection,
+    statement: tuple[str, int, str],
+    rows: Sequence[Sequence[object]],
+) -> None:
+    """Run `head VALUES (...) tail` over `rows`: whole blocks of `_BLOCK_ROWS` rows as one
+    multi-row statement each, the rest row by row."""
+    sqls = _block_sql.get(statement)
+    if sqls is None:
+        head, width, tail = statement
+        marks = "(" + ", ".join("?" * width) + ")"
+        sqls = _block_sql[statement] = (
+            f"{head} VALUES {', '.join([marks] * _BLOCK_ROWS)}{tail}",
+            f"{head} VALUES {marks}{tail}",
+        )
+    block_sql, row_sql = sqls
+    whole = len(rows) - len(rows) % _BLOCK_ROWS
+    chain = itertools.chain.from_iterable
+    for start in range(0, whole, _BLOCK_ROWS):
+        conn.execute(block_sql, list(chain(rows[start:start + _BLOCK_ROWS])))
+    if whole < len(rows):
+        conn.executemany(row_sql, rows[whole:])
 
 
 def _bounds(start_ns: int | None, end_ns: int | None) -> tuple[int, int]:

@@ -36,6 +36,19 @@ def test_upsert_replaces_a_candle_with_the_same_key(tmp_path: Path) -> None:
     assert [c.close for c in store.candles("sim", "BTC-USDT", "1m")] == [9.0, 1.0]
 
 
+def test_a_batch_of_many_blocks_keeps_every_row_and_the_last_of_a_repeated_key(
+    tmp_path: Path,
+) -> None:
+    # More rows than two multi-row blocks, plus a remainder; key 5 repeats across blocks.
+    count = 2 * db.sqlite._BLOCK_ROWS + 7
+    batch = [candle(i * 60 * S, float(i)) for i in range(count)]
+    batch.append(candle(5 * 60 * S, -1.0))
+    store = SqliteStore(tmp_path / "s.sqlite")
+    store.upsert_candles(batch)
+    closes = [c.close for c in store.candles("sim", "BTC-USDT", "1m", limit=10 * count)]
+    assert closes == [-1.0 if i == 5 else float(i) for i in range(count)]
+
+
 def test_range_and_limit_take_the_newest_oldest_first(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "s.sqlite")
     store.upsert_candles([candle(i * 60 * S, float(i)) for i in range(10)])
