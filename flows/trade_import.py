@@ -45,6 +45,9 @@ from market.trade_batch import TradeBatch
 
 #: Trades per call into the aggregator (its id table is sized by the call).
 FOLD_ROWS = 100_000
+#: Candles per write: a day of 1-second candles is written in pieces, so the indicator
+#: values in memory at once stay few.
+WRITE_CANDLES = 20_000
 #: The widest a bucket of all timeframes together may be.
 MAX_PARTITION_NS = 366 * DAY_NS
 
@@ -129,13 +132,18 @@ def import_trades(
                 old = archive.read(market.exchange, market.symbol, start, start + width)
                 trades, dropped = fold_order(pl.concat([old, new], how="vertical"))
                 candles = fold_candles(trades, market, timeframes)
-                through = buckets[i + 1] * width if i + 1 < len(buckets) else None
-                written = writer.write(candles, through_ns=through)
+                candles.sort(key=_start)
+                end = buckets[i + 1] * width if i + 1 < len(buckets) else None
+                for first in range(0, len(candles), WRITE_CANDLES):
+                    piece = candles[first:first + WRITE_CANDLES]
+                    following = first + WRITE_CANDLES
+                    through = candles[following].ts if following < len(candles) else end
+                    written = writer.write(piece, through_ns=through)
+                    report.candles += written.candles
+                    report.indicator_rows += written.indicator_rows
                 archive.write(market.exchange, market.symbol, trades)
                 report.trades_new += len(trades) - len(old)
                 report.duplicates += dropped
-                report.candles += written.candles
-                report.indicator_rows += written.indicator_rows
                 if len(trades):
                     first, last = trades["ts"].min(), trades["ts"].max()
                     assert isinstance(first, int) and isinstance(last, int)
@@ -147,6 +155,10 @@ def import_trades(
     finally:
         staging.remove()
     return report
+
+
+def _start(candle: Candle) -> int:
+    return candle.ts
 
 
 def fold_candles(
