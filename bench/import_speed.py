@@ -101,23 +101,30 @@ def generate_klines(folder: Path) -> Path:
     if path.exists():
         return path
     rng = np.random.default_rng(1)
-    opened = KLINES_START_MS + np.arange(KLINES, dtype=np.int64) * 60_000
-    close = np.round(4_000 * np.exp(np.cumsum(rng.normal(0, 0.0008, KLINES))), 2)
-    open_ = np.concatenate([[4_000.0], close[:-1]])
-    high = np.round(np.maximum(open_, close) * (1 + rng.random(KLINES) * 0.0005), 2)
-    low = np.round(np.minimum(open_, close) * (1 - rng.random(KLINES) * 0.0005), 2)
-    volume = np.round(rng.lognormal(2, 1, KLINES), 5)
-    frame = pl.DataFrame({
-        "open_time": opened, "open": open_, "high": high, "low": low, "close": close,
-        "volume": volume, "close_time": opened + 59_999,
-        "quote_volume": np.round(volume * (high + low) / 2, 8),
-        "count": rng.integers(1, 3000, KLINES), "taker_base": np.round(volume / 2, 5),
-        "taker_quote": np.round(volume * close / 2, 8), "ignore": np.zeros(KLINES, np.int64),
-    })
-    text = io.BytesIO()
-    frame.write_csv(text, include_header=False, float_precision=8)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        archive.writestr("BTCUSDT-1m-5y.csv", text.getvalue())
+    aside = path.with_suffix(".partial")
+    last_close = 4_000.0
+    with zipfile.ZipFile(aside, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive, \
+            archive.open("BTCUSDT-1m-5y.csv", "w", force_zip64=True) as member:
+        for first in range(0, KLINES, 100_000):
+            count = min(100_000, KLINES - first)
+            opened = KLINES_START_MS + np.arange(first, first + count, dtype=np.int64) * 60_000
+            close = np.round(last_close * np.exp(np.cumsum(rng.normal(0, 0.0008, count))), 2)
+            open_ = np.concatenate([[last_close], close[:-1]])
+            last_close = float(close[-1])
+            high = np.round(np.maximum(open_, close) * (1 + rng.random(count) * 0.0005), 2)
+            low = np.round(np.minimum(open_, close) * (1 - rng.random(count) * 0.0005), 2)
+            volume = np.round(rng.lognormal(2, 1, count), 5)
+            text = io.BytesIO()
+            pl.DataFrame({
+                "open_time": opened, "open": open_, "high": high, "low": low, "close": close,
+                "volume": volume, "close_time": opened + 59_999,
+                "quote_volume": np.round(volume * (high + low) / 2, 8),
+                "count": rng.integers(1, 3000, count), "taker_base": np.round(volume / 2, 5),
+                "taker_quote": np.round(volume * close / 2, 8),
+                "ignore": np.zeros(count, np.int64),
+            }).write_csv(text, include_header=False, float_precision=8)
+            member.write(text.getvalue())
+    aside.rename(path)
     return path
 
 
