@@ -88,6 +88,10 @@ def run_import(
     except (FileImportError, ImportUsageError, ImportSetupError, StoreError) as error:
         print(f"candlegraph import: {error}", file=err)
         return 1
+    except KeyboardInterrupt:
+        print("candlegraph import: interrupted; run the same command again to finish: what is"
+              " already stored stays, and is rebuilt the same", file=err)
+        return 130
 
 
 def expand(patterns: Sequence[str]) -> list[Path]:

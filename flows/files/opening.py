@@ -19,6 +19,7 @@ from typing import BinaryIO
 from flows.files.errors import FileImportError
 
 _PARQUET_MAGIC = b"PAR1"
+_UNREAD_COMPRESSIONS = (".bz2", ".xz", ".zst", ".7z", ".tar", ".tgz", ".rar", ".lz4")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,11 @@ class DataFile:
             raise FileImportError(path, "is not a file")
         name = path.name
         lowered = name.lower()
+        other = next((c for c in _UNREAD_COMPRESSIONS if lowered.endswith(c)), None)
+        if other is not None:
+            raise FileImportError(
+                path, f"is compressed as {other}, which is not read: unpack it, or use .gz or .zip"
+            )
         if lowered.endswith(".gz"):
             data = cls(path, "gzip", name[:-3], size)
         elif lowered.endswith(".zip"):

@@ -182,14 +182,18 @@ def _candle_timeframe(
             raise FormatError(path, "holds candles: say their timeframe with --timeframe")
         return options.timeframe
     data = rows[1:] if fmt.has_header else rows
-    if not data:
-        raise FormatError(path, "holds no candles")
-    frame = pl.DataFrame({"open": [int(data[0][0])], "close": [int(data[0][6])]})
+    times = [
+        (int(row[0]), int(row[6])) for row in data
+        if len(row) > 6 and row[0].isdigit() and row[6].isdigit()
+    ]
+    if not times:
+        raise FormatError(path, "holds no candle with an open and a close time")
+    frame = pl.DataFrame({"open": [times[0][0]], "close": [times[0][1]]})
     opened, closed = frame.select(
         ns_expr("open", pl.Int64()), ns_expr("close", pl.Int64())
     ).row(0)
     # close_time is the last millisecond (or microsecond) of the candle.
-    unit = 1_000 if int(data[0][0]) >= 10**14 else 1_000_000
+    unit = 1_000 if times[0][0] >= 10**14 else 1_000_000
     width = closed - opened + unit
     timeframe = _timeframe_of(width)
     if timeframe is None:
