@@ -83,20 +83,20 @@ def _parser() -> argparse.ArgumentParser:
     nats_url(imports)
     imports.add_argument("import_paths", nargs="+", metavar="PATH",
                          help="files or globs: plain, .gz or .zip CSV, or Parquet")
-    imports.add_argument("--exchange", dest="import_exchange", required=True,
+    imports.add_argument("--exchange", dest="import_exchange", metavar="EXCHANGE", required=True,
                          help="exchange the files come from, e.g. binance")
-    imports.add_argument("--symbol", dest="import_symbol", required=True,
+    imports.add_argument("--symbol", dest="import_symbol", metavar="SYMBOL", required=True,
                          help="market as BASE-QUOTE, e.g. BTC-USDT")
-    imports.add_argument("--format", dest="import_format",
+    imports.add_argument("--format", dest="import_format", metavar="FORMAT",
                          help="binance-trades, binance-aggtrades, binance-klines, tardis-trades,"
                               " trades or candles (default: told from the file)")
-    imports.add_argument("--columns", dest="import_columns", default="",
+    imports.add_argument("--columns", dest="import_columns", metavar="COLUMNS", default="",
                          help="column names of a generic file, e.g. ts=Time,price=Price,size=Qty")
-    imports.add_argument("--timeframe", dest="import_timeframe",
+    imports.add_argument("--timeframe", dest="import_timeframe", metavar="TIMEFRAME",
                          help="timeframe of a generic candle file, e.g. 1m")
     imports.add_argument("--replay", dest="import_replay", action="store_true",
                          help="publish the trades on NATS instead of storing candles")
-    imports.add_argument("--speed", dest="import_speed", default="max",
+    imports.add_argument("--speed", dest="import_speed", metavar="SPEED", default="max",
                          help="with --replay: times the original pace, or max (default)")
 
     sub.add_parser("schema", help="Print the GraphQL SDL.", description="Print the GraphQL SDL.")
