@@ -65,4 +65,7 @@ class Staging:
     def _write(self, partition: int, rows: pl.DataFrame, source: int) -> None:
         folder = self.directory / str(partition)
         folder.mkdir(exist_ok=True)
-        rows.write_parquet(folder / f"{source:06d}-{self._seq:09d}.parquet", compression="lz4")
+        # Uncompressed: the parts live minutes, and compressing them costs more than writing.
+        rows.write_parquet(
+            folder / f"{source:06d}-{self._seq:09d}.parquet", compression="uncompressed"
+        )

@@ -14,6 +14,7 @@ import io
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ from flows.files.formats import (
 )
 from flows.files.layouts import BINANCE_KLINES, Kind
 from flows.files.opening import DataFile, Reading
-from flows.files.rows import candle_rows, trade_rows
+from flows.files.rows import candle_reasons, candle_rows, trade_reasons, trade_rows
 from flows.files.timestamps import ns_expr
 from market.messages import DEFAULT_MAX_FUTURE_NS
 from market.timeframes import Timeframe, TimeframeError
@@ -91,13 +92,20 @@ class SourceFile:
             done = consumed
             if self.kind == "trades":
                 rows = trade_rows(frame, self.format.fields, max_ns=max_ns)
+                why = partial(trade_reasons, fields=self.format.fields, max_ns=max_ns)
             else:
                 assert self.timeframe is not None
                 rows = candle_rows(
                     frame, self.format.fields, self.format.name,
                     width_ns=self.timeframe.ns, max_ns=max_ns,
                 )
-            good, bad_rows, blank = _split(rows, first_line, raw, path, self.data.is_parquet)
+                why = partial(
+                    candle_reasons, fields=self.format.fields, fmt_name=self.format.name,
+                    width_ns=self.timeframe.ns, max_ns=max_ns,
+                )
+            good, bad_rows, blank = _split(
+                rows, frame, why, first_line, raw, path, self.data.is_parquet
+            )
             bad.add(path, len(rows) - blank, bad_rows)
             bad.check(path, at_end=False)
             if self.kind == "trades":
@@ -261,15 +269,21 @@ def _blocks(reading: Reading, *, skip_header: bool) -> Iterator[tuple[int, memor
 
 
 def _split(
-    rows: pl.DataFrame, first_line: int, raw: memoryview | None, path: str, parquet: bool
+    rows: pl.DataFrame,
+    frame: pl.DataFrame,
+    why: Callable[[pl.DataFrame], list[str]],
+    first_line: int,
+    raw: memoryview | None,
+    path: str,
+    parquet: bool,
 ) -> tuple[pl.DataFrame, list[BadRow], int]:
     """Good rows, bad rows (with line and reason) and the number of blank lines."""
-    flagged = rows.select(pl.col("reason").is_not_null()).to_series()
+    flagged = rows["bad"]
     if not flagged.any():
-        return rows.drop("reason"), [], 0
-    good = rows.filter(~flagged).drop("reason")
+        return rows.drop("bad"), [], 0
+    good = rows.filter(~flagged).drop("bad")
     indices = np.flatnonzero(flagged.to_numpy())
-    reasons = rows["reason"].gather(indices).to_list()
+    reasons = why(frame[indices])
     texts = _lines(raw, indices) if raw is not None else [None] * len(indices)
     bad: list[BadRow] = []
     blank = 0

@@ -1,12 +1,14 @@
 """A file's columns to trade or candle rows: typed, in nanoseconds, each row good or bad.
 
-`trade_rows` gives `TRADE_COLUMNS` and `candle_rows` `CANDLE_COLUMNS`, plus `reason` (null on
-a good row, else why the row is bad). Rules:
+`trade_rows` gives `TRADE_COLUMNS` and `candle_rows` `CANDLE_COLUMNS`, plus `bad` (whether
+the row is bad); `trade_reasons` and `candle_reasons` say why, for the bad rows only (polars
+evaluates every branch of a `when` on every row, so reasons are not made for good ones).
+Rules:
 
 - trades: a time (see `flows.files.timestamps`), a finite price > 0, a finite size >= 0; a
   Binance row's id and buyer-maker flag must read. The side is the taker's: `sell` when the
-  buyer was the maker; from a `side` column `buy`/`b` and `sell`/`s` in any case, anything
-  else `unknown`.
+  buyer was the maker; from a `side` column `buy`/`b` and `sell`/`s` in lower, upper or
+  title case, anything else `unknown`.
 - trade ids: a canonical decimal integer (as `market.trade_batch` defines it) is kept as an
   integer; any other text in `sid`. A row without an id gets one made of its time, price,
   size and how many identical rows came before it in the file, so the same trade in two
@@ -47,6 +49,12 @@ CANDLE_COLUMNS: dict[str, pl.DataType] = {
 }
 
 _CANONICAL_ID = r"^(0|[1-9][0-9]{0,17})$"
+#: Taker sides as files spell them (one lookup a row, not a string operation).
+_SIDES = {
+    spelling: code
+    for word, code in (("buy", 0), ("b", 0), ("sell", 1), ("s", 1))
+    for spelling in (word, word.upper(), word.title())
+}
 
 
 def _number(frame: pl.DataFrame, column: str) -> pl.Expr:
@@ -67,18 +75,39 @@ def _bad_number(name: str, value: pl.Expr, *, positive: bool) -> tuple[pl.Expr, 
     )
 
 
-def _reasons(checks: list[tuple[pl.Expr, pl.Expr]]) -> pl.Expr:
+Checks = list[tuple[pl.Expr, pl.Expr]]
+
+
+def _bad(checks: Checks) -> pl.Expr:
+    # A condition is null only where the value it tests is, which another check flags.
+    return pl.any_horizontal([condition for condition, _ in checks]).fill_null(True)
+
+
+def _reasons(checks: Checks) -> pl.Expr:
     expr = pl.when(checks[0][0]).then(checks[0][1])
     for condition, reason in checks[1:]:
         expr = expr.when(condition).then(reason)
-    return expr.otherwise(pl.lit(None, pl.String))
+    return expr.otherwise(pl.lit("a field does not read"))
 
 
 def trade_rows(
     frame: pl.DataFrame, fields: Mapping[str, str], *, max_ns: int
 ) -> pl.DataFrame:
-    """`TRADE_COLUMNS` and `reason` for the rows of `frame` (see the module docstring);
-    `max_ns` is the latest time accepted. Ids are not yet made up for rows without one."""
+    """`TRADE_COLUMNS` and `bad` for the rows of `frame` (see the module docstring); `max_ns`
+    is the latest time accepted. Ids are not yet made up for rows without one."""
+    columns, checks = _trades(frame, fields, max_ns)
+    return frame.select(*columns, _bad(checks).alias("bad"))
+
+
+def trade_reasons(frame: pl.DataFrame, fields: Mapping[str, str], *, max_ns: int) -> list[str]:
+    """Why each row of `frame` (bad rows, as `trade_rows` read them) is bad."""
+    _, checks = _trades(frame, fields, max_ns)
+    return frame.select(_reasons(checks)).to_series().to_list()
+
+
+def _trades(
+    frame: pl.DataFrame, fields: Mapping[str, str], max_ns: int
+) -> tuple[list[pl.Expr], Checks]:
     ts = ns_expr(fields["ts"], frame.schema[fields["ts"]])
     price = _number(frame, fields["price"])
     size = _number(frame, fields["size"])
@@ -97,9 +126,9 @@ def trade_rows(
         checks.append((maker.is_null(), pl.lit("the buyer-maker flag is not true or false")))
         side = pl.when(maker).then(1).otherwise(0)
     elif "side" in fields:
-        text = pl.col(fields["side"]).cast(pl.String).str.strip_chars().str.to_lowercase()
-        side = pl.when(text.is_in(["buy", "b"])).then(0).when(text.is_in(["sell", "s"])).then(1)
-        side = side.otherwise(2)
+        side = pl.col(fields["side"]).cast(pl.String).replace_strict(
+            _SIDES, default=2, return_dtype=pl.Int8
+        )
     else:
         side = pl.lit(2)
     id_column = fields.get("id")
@@ -113,22 +142,38 @@ def trade_rows(
         canonical = text.str.contains(_CANONICAL_ID).fill_null(False)
         ids = pl.when(canonical).then(text.cast(pl.Int64, strict=False)).otherwise(-1)
         sids = pl.when(canonical | (text.fill_null("") == "")).then(None).otherwise(text)
-    return frame.select(
+    columns = [
         ts.alias("ts"),
         price.alias("price"),
         size.alias("size"),
         side.cast(pl.Int8).alias("side"),
         ids.alias("id"),
         sids.alias("sid"),
-        _reasons(checks).alias("reason"),
-    )
+    ]
+    return columns, checks
 
 
 def candle_rows(
     frame: pl.DataFrame, fields: Mapping[str, str], fmt_name: str, *, width_ns: int,
     max_ns: int,
 ) -> pl.DataFrame:
-    """`CANDLE_COLUMNS` and `reason` for the rows of `frame`, candles `width_ns` wide."""
+    """`CANDLE_COLUMNS` and `bad` for the rows of `frame`, candles `width_ns` wide."""
+    columns, checks = _candles(frame, fields, fmt_name, width_ns, max_ns)
+    return frame.select(*columns, _bad(checks).alias("bad"))
+
+
+def candle_reasons(
+    frame: pl.DataFrame, fields: Mapping[str, str], fmt_name: str, *, width_ns: int,
+    max_ns: int,
+) -> list[str]:
+    """Why each row of `frame` (bad rows, as `candle_rows` read them) is bad."""
+    _, checks = _candles(frame, fields, fmt_name, width_ns, max_ns)
+    return frame.select(_reasons(checks)).to_series().to_list()
+
+
+def _candles(
+    frame: pl.DataFrame, fields: Mapping[str, str], fmt_name: str, width_ns: int, max_ns: int,
+) -> tuple[list[pl.Expr], Checks]:
     ts = ns_expr(fields["ts"], frame.schema[fields["ts"]])
     o, h, lo, c, v = (_number(frame, fields[f]) for f in ("open", "high", "low", "close",
                                                           "volume"))
@@ -165,8 +210,8 @@ def candle_rows(
         if "vwap" in fields:
             vwap = _number(frame, fields["vwap"])
             checks.append((~vwap.is_finite(), pl.lit("the vwap is not finite")))
-    return frame.select(
+    columns = [
         ts.alias("ts"), o.alias("open"), h.alias("high"), lo.alias("low"), c.alias("close"),
         v.alias("volume"), trades.alias("trades"), vwap.alias("vwap"),
-        _reasons(checks).alias("reason"),
-    )
+    ]
+    return columns, checks
