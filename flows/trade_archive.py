@@ -50,12 +50,20 @@ class TradeArchive:
         """Replace the stored trades of every day `trades` touches with its rows of that day."""
         if not len(trades):
             return
-        days = trades.with_columns((pl.col("ts") // DAY_NS).alias("_day")).partition_by(
-            "_day", as_dict=True, include_key=False, maintain_order=True
-        )
+        first, last = trades["ts"].min(), trades["ts"].max()
+        assert isinstance(first, int) and isinstance(last, int)
+        days: dict[tuple[object, ...], pl.DataFrame]
+        if first // DAY_NS == last // DAY_NS:
+            days = {(first // DAY_NS,): trades}
+        else:
+            days = trades.with_columns((pl.col("ts") // DAY_NS).alias("_day")).partition_by(
+                "_day", as_dict=True, include_key=False, maintain_order=True
+            )
         for (day,), rows in days.items():
             path = self.path(exchange, symbol, int(day) * DAY_NS)  # type: ignore[call-overload]
             path.parent.mkdir(parents=True, exist_ok=True)
             aside = path.with_suffix(".parquet.partial")
-            rows.write_parquet(aside, compression="zstd", compression_level=1)
+            rows.write_parquet(
+                aside, compression="zstd", compression_level=1, row_group_size=1 << 17
+            )
             os.replace(aside, path)

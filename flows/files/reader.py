@@ -38,9 +38,9 @@ from market.messages import DEFAULT_MAX_FUTURE_NS
 from market.timeframes import Timeframe, TimeframeError
 
 #: Text parsed per chunk; a line is never split between chunks.
-BLOCK_BYTES = 32 << 20
+BLOCK_BYTES = 16 << 20
 #: Rows per chunk of a Parquet file.
-PARQUET_BATCH_ROWS = 1 << 20
+PARQUET_BATCH_ROWS = 1 << 18
 #: Text read to tell a file's format.
 HEAD_BYTES = 64 << 10
 
@@ -138,7 +138,8 @@ class SourceFile:
     def _parquet_frames(self) -> Iterator[tuple[int, memoryview | None, pl.DataFrame, int]]:
         wanted = list(dict.fromkeys(self.format.fields.values()))
         try:
-            parquet = pq.ParquetFile(self.path)
+            # Without pre-buffering: pyarrow keeps pre-buffered column chunks of the whole file.
+            parquet = pq.ParquetFile(self.path, pre_buffer=False)
             total = max(parquet.metadata.num_rows, 1)
             row = 1
             for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
