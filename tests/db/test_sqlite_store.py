@@ -39,8 +39,8 @@ def test_upsert_replaces_a_candle_with_the_same_key(tmp_path: Path) -> None:
 def test_a_batch_of_many_blocks_keeps_every_row_and_the_last_of_a_repeated_key(
     tmp_path: Path,
 ) -> None:
-    # More rows than two multi-row blocks, plus a remainder; key 5 repeats across blocks.
-    count = 2 * db.sqlite._BLOCK_ROWS + 7
+    # Enough rows for multi-row blocks, plus a remainder; key 5 repeats across blocks.
+    count = max(2 * db.sqlite._BLOCK_ROWS, db.sqlite._BLOCK_MIN_ROWS) + 7
     batch = [candle(i * 60 * S, float(i)) for i in range(count)]
     batch.append(candle(5 * 60 * S, -1.0))
     store = SqliteStore(tmp_path / "s.sqlite")
