@@ -20,10 +20,9 @@ from db.store import Store
 from flows.files.bad_rows import BadRows
 from flows.files.reader import SourceFile
 from flows.files.rows import CANDLE_COLUMNS
-from flows.history import HistoryWriter
 from flows.progress import NO_PROGRESS, Progress
 from flows.staging import Staging
-from flows.trade_import import Market
+from flows.trade_import import Market, history_writer
 from market.indicators import IndicatorSpec
 from market.messages import Candle
 
@@ -72,7 +71,7 @@ def import_candles(
                     report.candles_read += len(chunk)
         finally:
             phase.close()
-        writer = HistoryWriter(store, indicators)
+        writer = history_writer(store, indicators)
         phase = progress.phase("writing candles", report.candles_read, "candles")
         try:
             for name, staging in stagings.items():

@@ -32,7 +32,7 @@ from db.store import Store
 from flows.files.bad_rows import BadRows
 from flows.files.reader import SourceFile
 from flows.files.rows import TRADE_COLUMNS
-from flows.history import HistoryWriter
+from flows.history import HistoryWrite, HistoryWriter
 from flows.progress import NO_PROGRESS, Progress
 from flows.staging import Staging
 from flows.trade_archive import DAY_NS, TradeArchive
@@ -75,6 +75,24 @@ class TradeImportReport:
     first_ns: int | None = None
     last_ns: int | None = None
     bad_rows: BadRows = field(default_factory=BadRows)
+
+
+class _CandlesOnly:
+    """What `HistoryWriter` does without indicators, without reading anything back."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def write(self, candles: Sequence[Candle], *, through_ns: int | None = None) -> HistoryWrite:
+        self.store.upsert_candles(candles)
+        return HistoryWrite(len(candles), 0, 0)
+
+
+def history_writer(
+    store: Store, indicators: Sequence[IndicatorSpec]
+) -> HistoryWriter | _CandlesOnly:
+    """`HistoryWriter` for these indicators; with none, a writer of candles alone."""
+    return HistoryWriter(store, indicators) if indicators else _CandlesOnly(store)
 
 
 def partition_width(timeframes: Sequence[Timeframe]) -> int:
@@ -123,7 +141,7 @@ def import_trades(
     try:
         report.trades_read = stage_trades(sources, staging, report.bad_rows, progress)
         buckets = staging.partitions()
-        writer = HistoryWriter(store, indicators)
+        writer = history_writer(store, indicators)
         phase = progress.phase("building candles", staging.rows, "trades")
         try:
             for i, bucket in enumerate(buckets):
