@@ -12,9 +12,11 @@ Each import runs in its own process, pinned to `--cores` CPUs (1 by default: "on
 core"), into a fresh embedded store with every standard timeframe (1s to 1d) and the default
 indicators, end to end from the file (interpreter start-up excluded):
 - `import_parquet_trades_per_s`, `import_binance_csv_trades_per_s`: trades per second;
-- `import_candles_per_s`: klines per second (`import_candles_no_indicators_per_s` with
-  `CANDLEGRAPH_INDICATORS` empty, to show what the indicators cost);
+- `import_candles_per_s`: klines per second;
+- `*_no_indicators_per_s`: the same with `CANDLEGRAPH_INDICATORS` empty, to show what the
+  indicators cost;
 - `import_peak_rss_mb`: the peak resident memory of the Parquet month's import process;
+- `import_store_mb`: the size of the embedded store it leaves (file and write-ahead log);
 - `*_read_s` / `*_build_s`: the seconds of the two phases (reading the files; building and
   writing candles, indicators and the trade archive).
 
@@ -176,10 +178,12 @@ def child(kind: str, path: Path, indicators: str) -> None:
             rows, candles = creport.candles_read, creport.candles
         store.close()
         seconds = time.perf_counter() - started
+        stored = sum(p.stat().st_size for p in data.glob("candlegraph.sqlite*"))
     print(json.dumps({
         "rows": rows, "candles": candles, "seconds": seconds,
         "cpu_s": time.process_time() - cpu,
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "store_mb": stored / 2**20,
         "phases": times.seconds,
     }))
 
@@ -232,7 +236,10 @@ def main() -> None:
     result = measure("trades", parquet, args.cores)
     report("import_parquet_trades", "trades", result)
     print(f"import_peak_rss_mb: {result['rss_mb']:,.0f} MB")
+    print(f"import_store_mb: {result['store_mb']:,.0f} MB")
     report("import_binance_csv_trades", "trades", measure("trades", binance, args.cores))
+    report("import_parquet_trades_no_indicators", "trades",
+           measure("trades", parquet, args.cores, indicators=""))
     if not args.quick:
         klines = generate_klines(args.data)
         report("import_candles", "candles", measure("candles", klines, args.cores))
