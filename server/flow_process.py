@@ -90,6 +90,7 @@ def run_member(settings: Settings, *, restarts: int = 0) -> int:
     from bytewax.run import cli_main
 
     from flows.dataflow import build_flow
+    from flows.history import StoredHistory
     from flows.jetstream_source import JetStreamSource
     from flows.metrics import FlowMetrics
     from flows.sink import StoreAndPublishSink
@@ -120,6 +121,9 @@ def run_member(settings: Settings, *, restarts: int = 0) -> int:
     metrics = FlowMetrics(settings.flow_process_id, restarts=restarts)
     if settings.flow_metrics_port:
         metrics.serve(settings.metrics_host, settings.flow_metrics_port)
+    indicators = parse_indicators(settings.indicators)
+    # The stored tail of each series warms its indicators when the flow first meets it.
+    history = StoredHistory.for_indicators(open_store(settings), indicators, best_effort=True)
     flow = build_flow(
         JetStreamSource(settings.nats_url, stop=stop, start_file=start_file),
         StoreAndPublishSink(
@@ -128,11 +132,12 @@ def run_member(settings: Settings, *, restarts: int = 0) -> int:
         ),
         timeframes=parse_timeframes(list(settings.timeframes)),
         allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
-        indicators=parse_indicators(settings.indicators),
+        indicators=indicators,
         forming_interval=timedelta(milliseconds=settings.forming_interval_ms),
         spike_filter=SpikeFilter(sigmas=settings.spike_sigmas),
         shards=processes,
         on_snapshot=metrics.snapshotted if settings.flow_recovery else None,
+        history=history,
     )
     log.info(
         "dataflow process %d of %d reading %s, writing the %s store",
@@ -154,6 +159,8 @@ def run_member(settings: Settings, *, restarts: int = 0) -> int:
         )
     except KeyboardInterrupt:
         log.info("dataflow stopped")
+    finally:
+        history.store.close()
     return 0
 
 
