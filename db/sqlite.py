@@ -9,7 +9,9 @@ for that.
 Besides the data tables, `series` keeps each series' extent (first and latest candle start,
 latest close), updated in the same transaction as the candles. It answers `symbols`,
 `symbol_summaries` and `latest_candles` without scanning candles, and bounds resampling.
-A store file written before `series` existed is back-filled once when opened.
+A store file written before `series` existed is back-filled once when opened, and one whose
+`candles.trades` and `vwap` are NOT NULL (from before exchange candles, which carry neither)
+has that table rebuilt once with them nullable.
 
 Indicator values are one row per (series, ts) holding a JSON object of every name (see
 `db.sqlite_tables`); a write merges its names into the stored object with `json_patch`, so
@@ -40,13 +42,14 @@ from db.rows import (
 from db.series import (
     SeriesExtent,
     bucket_closed,
+    bucket_vwap,
     resample_steps,
     resample_window,
     source_range,
     summaries,
 )
 from db.sqlite_checkpoint import FALLBACK_PAGES, Checkpointer
-from db.sqlite_tables import BACKFILL_SERIES, INDICATORS_VIEW, SCHEMA
+from db.sqlite_tables import BACKFILL_SERIES, INDICATORS_VIEW, NULLABLE_CANDLES, SCHEMA
 from db.store import (
     BACKTEST_EQUITY_SCHEMA,
     BACKTEST_TRADE_SCHEMA,
@@ -132,6 +135,13 @@ class SqliteStore:
                 conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA}")
                 if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM series)").fetchone()[0]:
                     conn.execute(BACKFILL_SERIES)
+                required = conn.execute(
+                    "SELECT count(*) FROM pragma_table_info('candles')"
+                    " WHERE name IN ('trades', 'vwap') AND \"notnull\""
+                )
+                if required.fetchone()[0]:
+                    for statement in NULLABLE_CANDLES:
+                        conn.execute(statement)
                 layout = conn.execute("SELECT type FROM sqlite_master WHERE name = 'indicators'")
                 if layout.fetchone() == ("table",):
                     self._migrate_indicators(conn)
@@ -265,7 +275,7 @@ class SqliteStore:
         source_end = last_ns + source_step
         candles = [
             Candle(exchange, symbol, timeframe, bucket, open_, high, low, close, volume, trades,
-                   notional / volume if volume > 0 else close,
+                   bucket_vwap(notional, volume, close),
                    bucket_closed(bucket, step, bool(all_closed), source_end))
             for bucket, open_, high, low, close, volume, trades, notional, all_closed in buckets
         ]
@@ -280,13 +290,15 @@ class SqliteStore:
         from_start: bool,
     ) -> list[tuple]:
         # Extremes and sums per bucket in one pass; open and close are then looked up by the
-        # primary key at each bucket's first and last source candle.
+        # primary key at each bucket's first and last source candle. A bucket's trade count
+        # and VWAP are known only when every source candle's is.
         order = "ASC" if from_start else "DESC"
         sql = f"""
             WITH b AS (
                 SELECT ts - ts % :step AS bucket, min(ts) AS first_ts, max(ts) AS last_ts,
                        max(high) AS high, min(low) AS low, sum(volume) AS volume,
-                       sum(trades) AS trades, sum(vwap * volume) AS notional,
+                       CASE WHEN count(trades) = count(*) THEN sum(trades) END AS trades,
+                       CASE WHEN count(vwap) = count(*) THEN sum(vwap * volume) END AS notional,
                        min(closed) AS all_closed
                 FROM candles
                 WHERE exchange = :exchange AND symbol = :symbol AND timeframe = :timeframe
