@@ -85,6 +85,7 @@ def _run_member(settings: Settings) -> int:
     from bytewax.run import cli_main
 
     from flows.dataflow import build_flow
+    from flows.history import StoredHistory
     from flows.jetstream_source import JetStreamSource
     from flows.sink import StoreAndPublishSink
     from market.indicators import parse_indicators
@@ -111,6 +112,9 @@ def _run_member(settings: Settings) -> int:
         partitions = recovery_dir(settings, settings.flow_process_id, processes)
         recovery = RecoveryConfig(partitions)
         start_file = partitions / "source-start"
+    indicators = parse_indicators(settings.indicators)
+    # The stored tail of each series warms its indicators when the flow first meets it.
+    history = StoredHistory.for_indicators(open_store(settings), indicators, best_effort=True)
     flow = build_flow(
         JetStreamSource(settings.nats_url, stop=stop, start_file=start_file),
         StoreAndPublishSink(
@@ -119,10 +123,11 @@ def _run_member(settings: Settings) -> int:
         ),
         timeframes=parse_timeframes(list(settings.timeframes)),
         allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
-        indicators=parse_indicators(settings.indicators),
+        indicators=indicators,
         forming_interval=timedelta(milliseconds=settings.forming_interval_ms),
         spike_filter=SpikeFilter(sigmas=settings.spike_sigmas),
         shards=processes,
+        history=history,
     )
     log.info(
         "dataflow process %d of %d reading %s, writing the %s store",
@@ -144,6 +149,8 @@ def _run_member(settings: Settings) -> int:
         )
     except KeyboardInterrupt:
         log.info("dataflow stopped")
+    finally:
+        history.store.close()
     return 0
 
 
