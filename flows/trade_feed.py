@@ -225,9 +225,7 @@ class MarketFeed:
 
     async def _read(self, raw: list[dict[str, Any]], first_read: bool) -> None:
         self._backoff.reset()
-        if self._may_have_gap(raw, first_read):
-            await self.catch_up()
-        await self._take(raw)
+        await self._take(raw, check_gap=True, first_read=first_read)
 
     async def _poll(self) -> None:
         market = self.converter.ccxt_symbol
@@ -239,19 +237,23 @@ class MarketFeed:
             self._backoff.reset()
             await asyncio.sleep(self.options.poll_s)
 
-    def _may_have_gap(self, raw: list[dict[str, Any]], first_read: bool) -> bool:
-        """Whether trades between the cursor and this read may be missing from the stream."""
+    def _gap_before(self, trade: Trade, read: int, first_read: bool) -> bool:
+        """Whether trades between the cursor and `trade`, the first new one of a stream read
+        of `read` trades, may be missing from the stream."""
         if self.cursor.empty:
             return False
-        if len(raw) >= TRADES_CACHE:
+        if read >= TRADES_CACHE:
             return True  # the cache was full: older trades may have been pushed out
-        first = str(raw[0].get("id"))
-        if self.cursor.number is not None and first.isdecimal():
-            return int(first) > self.cursor.number + 1
+        number = self.cursor.number
+        if number is not None and trade.trade_id.isdecimal():
+            return int(trade.trade_id) > number + 1
         return first_read
 
-    async def _take(self, raw: list[dict[str, Any]]) -> list[Trade]:
-        """Convert, dead-letter the bad ones, admit the new ones and buffer them."""
+    async def _take(
+        self, raw: list[dict[str, Any]], *, check_gap: bool = False, first_read: bool = False
+    ) -> list[Trade]:
+        """Convert, dead-letter the bad ones, admit the new ones and buffer them. For a read
+        of the stream (`check_gap`), first fill over REST a gap before its first new trade."""
         trades, rejected = self.converter.convert(raw, now_ns=self._clock_ns())
         for bad in rejected:
             # The stream and REST may both show the same bad trade: report it once.
@@ -260,6 +262,10 @@ class MarketFeed:
                 if len(self._reported) > _REPORTED:
                     del self._reported[next(iter(self._reported))]
                 await self.publisher.dead_letter(self._letter(bad))
+        if check_gap:
+            first_new = next((t for t in trades if self.cursor.is_new(t)), None)
+            if first_new is not None and self._gap_before(first_new, len(raw), first_read):
+                await self.catch_up()
         fresh = self.cursor.admit(trades)
         if fresh:
             await self.buffer.put(Taken(self.symbol, fresh, self.cursor.state()))
