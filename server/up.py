@@ -1,8 +1,9 @@
 """`candlegraph up`: the embedded system in the foreground.
 
 Starts a NATS server with JetStream (storage under the data directory), then the dataflow,
-the simulator feed and the GraphQL server as child processes that find each other through
-settings passed as `CANDLEGRAPH_*` variables. SIGINT or SIGTERM stops them all.
+a trade source (the simulator, or with `--exchange` the exchange feed of `candlegraph feed`)
+and the GraphQL server as child processes that find each other through settings passed as
+`CANDLEGRAPH_*` variables. SIGINT or SIGTERM stops them all.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def _wait_until_serving(url: str, proc: subprocess.Popen, *, timeout_s: float) -
     return False
 
 
+def trade_source(settings: Settings) -> str:
+    """The command that feeds trades: the exchange feed when an exchange is named, else the
+    simulator."""
+    return "feed" if settings.exchange else "simulate"
+
+
 def run_up(settings: Settings) -> int:
     stop = threading.Event()
 
@@ -73,7 +80,7 @@ def run_up(settings: Settings) -> int:
         python = [sys.executable, "-m", "server.cli"]
         workers = [
             spawn([*python, "flow"], env=env),
-            spawn([*python, "simulate"], env=env),
+            spawn([*python, trade_source(settings)], env=env),
             spawn([*python, "serve"], env=env),
         ]
         url = f"http://{settings.host}:{settings.port}"
