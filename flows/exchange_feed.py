@@ -68,7 +68,7 @@ async def run_exchange_feed(
             )
         buffer = TradeBuffer(buffer_trades)
         publisher = FeedPublisher(js, cursors, buffer, stats, exchange=exchange,
-                                  gather_s=gather_s)
+                                  gather_s=gather_s, max_payload=nc.max_payload)
         feeds = []
         for i, market in enumerate(markets):
             instance = first

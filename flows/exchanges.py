@@ -11,6 +11,13 @@
   for anything else ccxt takes: another `rateLimit`, `urls` (a test exchange), `options`.
 
 No API key is needed: the feed and the backfill read public market data only.
+
+For Binance's websocket, `LeanBinance` is ccxt.pro's `binance` with a shorter path for public
+`trade` and `aggTrade` events: ccxt's generic parsing (a dispatch table built per message,
+ISO dates, cost in decimal strings) costs about 35 µs a trade, which held a feed to some
+12,000 trades/s on a core; the lean path gives the fields the feed reads (`id`, `timestamp`,
+`price`, `amount`, `side`, `symbol`, `info`), equal to ccxt's (tested), in a fraction of it.
+Every other message, REST, connection handling and subscription stay ccxt's.
 """
 
 from __future__ import annotations
@@ -76,6 +83,51 @@ def check_exchange(exchange_id: str) -> None:
         )
 
 
+#: Binance's public trade events, and the field holding each one's trade id.
+_TRADE_EVENTS = {"trade": "t", "aggTrade": "a"}
+
+
+def _number(text: Any) -> float | None:
+    """A decimal string as ccxt's `safe_number` reads it: a float, or None."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+class LeanBinance(ccxt.pro.binance):  # type: ignore[misc,name-defined]
+    """ccxt.pro's binance, with public trade events parsed only as far as the feed needs."""
+
+    def handle_message(self, client: Any, message: Any) -> Any:
+        if type(message) is dict and message.get("e") in _TRADE_EVENTS and "ps" not in message:
+            return self.handle_trade(client, message)
+        return super().handle_message(client, message)
+
+    def parse_ws_trade(self, trade: dict[str, Any], market: Any = None) -> dict[str, Any]:
+        key = _TRADE_EVENTS.get(trade.get("e"))  # type: ignore[arg-type]
+        if key is None or "x" in trade or "ps" in trade:
+            return super().parse_ws_trade(trade, market)
+        trade_id = trade.get(key)
+        stamp = trade.get("T")
+        maker = trade.get("m")
+        return {
+            "info": trade,
+            "timestamp": stamp if type(stamp) is int else None,
+            "datetime": None,  # not read by the feed; ccxt's ISO rendering costs the most
+            "symbol": market["symbol"] if market else None,
+            "id": None if trade_id is None else str(trade_id),
+            "order": None,
+            "type": None,
+            "takerOrMaker": None if maker is None else ("maker" if maker else "taker"),
+            "side": None if maker is None else ("sell" if maker else "buy"),
+            "price": _number(trade.get("p")),
+            "amount": _number(trade.get("q")),
+            "cost": None,
+            "fee": None,
+            "fees": [],
+        }
+
+
 def open_exchange(exchange_id: str, config: dict[str, Any], *, streaming: bool) -> Any:
     """A ccxt exchange instance (call `await exchange.close()` when done). With `streaming`,
     ccxt.pro's class when the exchange has websockets there."""
@@ -85,6 +137,8 @@ def open_exchange(exchange_id: str, config: dict[str, Any], *, streaming: bool) 
         _DEFAULTS.get(exchange_id, {}),
     )
     settings = merged(settings, config)
+    if streaming and exchange_id == "binance":
+        return LeanBinance(settings)
     if streaming and exchange_id in ccxt.pro.exchanges:
         return getattr(ccxt.pro, exchange_id)(settings)
     return getattr(ccxt.async_support, exchange_id)(settings)

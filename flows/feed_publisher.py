@@ -4,7 +4,8 @@
   `capacity` of them: a market that finds it full waits (backpressure; nothing is dropped,
   and a market held up long enough to overflow ccxt's own cache fills that gap over REST).
 - `FeedPublisher` takes what has gathered for up to `batch_s` and publishes each market's
-  trades as one JSON array on `trades.<exchange>.<symbol>`, awaiting JetStream's ack. Each
+  trades as a JSON array on `trades.<exchange>.<symbol>` (several, if one would come near
+  the server's payload limit), awaiting JetStream's ack. Each
   message carries a `Nats-Msg-Id` made of its market and first and last trade ids, so a
   publish retried after a lost ack is dropped by the stream's duplicate window; a failed
   publish is retried with backoff until it is acked, never dropped. Once acked, the market's
@@ -34,6 +35,10 @@ from market.messages import DeadLetter, Trade, encode
 from market.trade_cursor import CursorState, TradeCursor
 
 log = logging.getLogger(__name__)
+
+#: A generous size of one trade in a message (JSON): messages hold at most half the server's
+#: payload limit of them.
+_TRADE_BYTES = 200
 
 #: The JetStream key-value bucket of the feeds' cursors, one key per `<exchange>.<symbol>`.
 CURSOR_BUCKET = "candlegraph_feed_cursors"
@@ -138,6 +143,7 @@ class FeedPublisher:
         retry_base_s: float = 0.05,
         retry_cap_s: float = 5.0,
         publish_timeout_s: float = 5.0,
+        max_payload: int = 1_048_576,
     ) -> None:
         self.js = js
         self.cursors = cursors
@@ -147,6 +153,7 @@ class FeedPublisher:
         self.gather_s = gather_s
         self._retry = (retry_base_s, retry_cap_s)
         self._timeout = publish_timeout_s
+        self._max_payload = max_payload
         self._rng = random.Random()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -175,21 +182,28 @@ class FeedPublisher:
         if not trades:
             return
         subject = trades_subject(self.exchange, symbol)
-        msg_id = (f"{self.exchange}:{symbol}:{trades[0].trade_id}:{trades[-1].trade_id}"
-                  f":{len(trades)}")
-        payload = encode(trades)
-        await self._until_done(
-            f"publishing {len(trades)} trades on {subject}",
-            lambda: self.js.publish(subject, payload, timeout=self._timeout,
-                                    headers={"Nats-Msg-Id": msg_id}),
-        )
-        self.stats.message_sent()
+        for chunk in self._chunks(trades):
+            msg_id = (f"{self.exchange}:{symbol}:{chunk[0].trade_id}:{chunk[-1].trade_id}"
+                      f":{len(chunk)}")
+            payload = encode(chunk)
+            await self._until_done(
+                f"publishing {len(chunk)} trades on {subject}",
+                lambda payload=payload, msg_id=msg_id: self.js.publish(  # type: ignore[misc]
+                    subject, payload, timeout=self._timeout, headers={"Nats-Msg-Id": msg_id}
+                ),
+            )
+            self.stats.message_sent()
         self.stats.published(symbol, len(trades), trades[-1].ts)
         cursor = TradeCursor(items[-1].cursor).encode()
         await self._until_done(
             f"storing the cursor of {self.exchange}:{symbol}",
             lambda: self.cursors.put(cursor_key(self.exchange, symbol), cursor),
         )
+
+    def _chunks(self, trades: list[Trade]) -> list[list[Trade]]:
+        """The trades in messages well under the server's payload limit."""
+        limit = max(1, self._max_payload // 2 // _TRADE_BYTES)
+        return [trades[i:i + limit] for i in range(0, len(trades), limit)]
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         self.stats.dead_lettered(letter.reason)

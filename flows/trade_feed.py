@@ -59,6 +59,8 @@ _PAGES_BY_ID = {"binance"}
 PAGE_LIMIT = 1000
 #: How often a quiet stream's cache is looked at, in seconds.
 PEEK_S = 0.5
+#: How long a woken stream waits for more of a burst before taking the cached trades.
+GATHER_S = 0.002
 #: Bad trades remembered per market, so one seen on the stream and over REST is reported once.
 _REPORTED = 1000
 
@@ -171,57 +173,57 @@ class MarketFeed:
         return sorted(page, key=_page_order)
 
     async def _stream(self) -> None:
-        """Read the stream, always with a `watch_trades` call pending.
+        """Read the stream: trades are taken from ccxt's cache, `watch_trades` only wakes us.
 
-        ccxt.pro resolves a pending call when a message arrives; trades that arrive while no
-        call is pending wait in ccxt's cache until the *next* message. So a new call is made
-        as soon as one returns, before the trades are handled, and while the stream is quiet
-        the cache is looked at every `PEEK_S`, so a market's last trade before a lull is not
-        held back.
+        ccxt.pro resolves a pending `watch_trades` when a message arrives, and caches every
+        trade. A message that arrives while no call is pending resolves nothing: its trades
+        wait in the cache until the next message. So each wake-up (a resolved call, or
+        `PEEK_S` of quiet) takes every trade cached after the newest one handled, `GATHER_S`
+        later, so that a busy stream is read in bursts rather than a call per message.
         """
         loop = asyncio.get_running_loop()
-        watching = self._watch()
+        watching: asyncio.Future[Any] | None = self._watch()
         last: dict[str, Any] | None = None
         first_read = True
+        deadline = loop.time() + self.options.stall_s
         try:
             while True:
-                deadline = loop.time() + self.options.stall_s
-                while not watching.done():
-                    left = deadline - loop.time()
-                    if left <= 0:
-                        raise StalledStream(f"no trade for {self.options.stall_s:g} s")
-                    await asyncio.wait({watching}, timeout=min(PEEK_S, left))
-                    cached = [] if watching.done() else self._cached_after(last)
-                    if cached:
-                        last = cached[-1]
-                        await self._read(cached, first_read)
-                        first_read = False
-                        deadline = loop.time() + self.options.stall_s
-                raw = watching.result()
-                watching = self._watch()
-                if raw:
-                    last = raw[-1]
-                    await self._read(raw, first_read)
+                if watching is None:
+                    watching = self._watch()
+                await asyncio.wait({watching}, timeout=PEEK_S)
+                if watching.done():
+                    watching.result()  # raises what ended the connection
+                    watching = None
+                    await asyncio.sleep(GATHER_S)
+                fresh = self._cached_after(last)
+                if fresh:
+                    last = fresh[-1]
+                    deadline = loop.time() + self.options.stall_s
+                    await self._read(fresh, first_read)
                     first_read = False
+                elif loop.time() > deadline:
+                    raise StalledStream(f"no trade for {self.options.stall_s:g} s")
         finally:
-            watching.cancel()
+            if watching is not None:
+                watching.cancel()
 
-    def _watch(self) -> asyncio.Future[list[dict[str, Any]]]:
+    def _watch(self) -> asyncio.Future[Any]:
         market = self.converter.ccxt_symbol
         return asyncio.ensure_future(
             self.exchange.watch_trades(market, params=dict(self._stream_params))
         )
 
     def _cached_after(self, last: dict[str, Any] | None) -> list[dict[str, Any]]:
-        """The trades ccxt has cached after `last` (the newest one handled)."""
+        """The trades ccxt has cached after `last` (the newest one handled), oldest first;
+        all it holds when `last` is not among them (none handled yet, or pushed out)."""
         cache = (getattr(self.exchange, "trades", None) or {}).get(self.converter.ccxt_symbol)
         if not cache:
             return []
-        items = list(cache)
-        for i in range(len(items) - 1, -1, -1):
-            if items[i] is last:
-                return items[i + 1:]
-        return items  # `last` left the cache, or none was handled yet: the cursor sorts it out
+        end = len(cache)
+        i = end - 1
+        while i >= 0 and cache[i] is not last:
+            i -= 1
+        return [cache[j] for j in range(i + 1, end)]
 
     async def _read(self, raw: list[dict[str, Any]], first_read: bool) -> None:
         self._backoff.reset()

@@ -14,7 +14,9 @@ an aggregate id (consecutive per market) and the fake's clock. Faults: `drop_soc
 every websocket, `withhold` keeps trades off the stream while REST still has them, `fail_next`
 answers the next REST requests 429 (or another status), `send_raw` pushes any message to the
 subscribers (a malformed trade). `requests` records each REST request. The server runs on its
-own event loop in a thread, so synchronous tests and other processes can use it alike.
+own event loop in a thread, so synchronous tests and other processes can use it alike;
+`python -m tests.fake_binance PORT` runs it as a process of its own, driven over HTTP
+(`/_control/...`) by a benchmark.
 """
 
 from __future__ import annotations
@@ -37,6 +39,19 @@ INTERVALS_MS = {
     "1s": 1000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
     "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "1d": 86_400_000,
 }
+
+
+def ccxt_config_for(port: int) -> dict[str, Any]:
+    """ccxt's binance config pointing every API, REST and websocket, at a fake on `port`."""
+    here = f"http://127.0.0.1:{port}"
+    ws = f"ws://127.0.0.1:{port}/stream/ws"
+    api: dict[str, Any] = {name: f"{here}/{name}" for name in (
+        "sapi", "sapiV2", "sapiV3", "sapiV4", "fapiPublic", "fapiPrivate", "dapiPublic",
+        "dapiPrivate", "eapiPublic", "eapiPrivate", "v1", "private", "papi",
+    )}
+    api.update(public=f"{here}/api/v3", ws={"spot": ws, "margin": ws, "future": ws,
+                                              "delivery": ws, "ws-api": {"spot": ws}})
+    return {"urls": {"api": api}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +112,11 @@ class FakeBinance:
         symbols: Iterable[tuple[str, str, str]] = (("BTCUSDT", "BTC", "USDT"),),
         *,
         clock_ms: Callable[[], int] | None = None,
+        port: int = 0,
     ) -> None:
         self.markets = {sid: (base, quote) for sid, base, quote in symbols}
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
-        self.port = free_port()
+        self.port = port or free_port()
         self.requests: list[Request] = []
         self.made: dict[str, list[MadeTrade]] = {sid: [] for sid in self.markets}
         self.klines: dict[tuple[str, str], dict[int, list[Any]]] = {}
@@ -136,15 +152,7 @@ class FakeBinance:
 
     def ccxt_config(self) -> dict[str, Any]:
         """What to merge into ccxt's binance config so that every call it makes comes here."""
-        here = f"http://127.0.0.1:{self.port}"
-        api = {name: f"{here}/{name}" for name in (
-            "sapi", "sapiV2", "sapiV3", "sapiV4", "fapiPublic", "fapiPrivate", "dapiPublic",
-            "dapiPrivate", "eapiPublic", "eapiPrivate", "v1", "private", "papi",
-        )}
-        api.update(public=self.api_url, ws={"spot": self.ws_url, "margin": self.ws_url,
-                                             "future": self.ws_url, "delivery": self.ws_url,
-                                             "ws-api": {"spot": self.ws_url}})
-        return {"urls": {"api": api}}
+        return ccxt_config_for(self.port)
 
     # Market activity -----------------------------------------------------------------------
 
@@ -224,6 +232,8 @@ class FakeBinance:
         app.router.add_get("/api/v3/klines", self._rest(self._klines))
         app.router.add_get("/stream/ws/{index}", self._websocket)
         app.router.add_get("/ws", self._websocket)
+        app.router.add_post("/_control/run", self._control_run)
+        app.router.add_get("/_control/subscribers", self._control_subscribers)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -252,6 +262,16 @@ class FakeBinance:
             return web.json_response(handler(query))
 
         return answer
+
+    async def _control_run(self, request: web.Request) -> web.Response:
+        """For a benchmark driving the fake in another process: make trades at a rate."""
+        query = request.query
+        made = await self._steady(query["symbol"], float(query["rate"]),
+                                  float(query["seconds"]), 100.0)
+        return web.json_response({"made": made, "total": len(self.made[query["symbol"]])})
+
+    async def _control_subscribers(self, request: web.Request) -> web.Response:
+        return web.json_response({"subscribers": sum(1 for s in self._sockets if s.streams)})
 
     def _exchange_info(self, query: dict[str, str]) -> dict[str, Any]:
         return {
@@ -311,7 +331,8 @@ class FakeBinance:
         return [rows[t] for t in chosen]
 
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True)
+        # Binance answers without permessage-deflate, whatever the client offers.
+        ws = web.WebSocketResponse(autoping=True, compress=False)
         await ws.prepare(request)
         socket = _Socket(ws)
         self._sockets.append(socket)
@@ -406,3 +427,11 @@ def kline_rows(start_ms: int, count: int, interval: str = "1m", *, seed: int = 1
                          "0"])
         price = close
     return rows
+
+
+if __name__ == "__main__":
+    # `python -m tests.fake_binance PORT`: serve until killed (benchmarks drive it over HTTP,
+    # POST /_control/run?symbol=BTCUSDT&rate=20000&seconds=8).
+    import sys
+
+    FakeBinance(port=int(sys.argv[1])).start()._thread.join()
