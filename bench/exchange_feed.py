@@ -46,7 +46,7 @@ from flows.exchanges import open_exchange  # noqa: E402
 from market.indicators import DEFAULT_INDICATORS  # noqa: E402
 from market.messages import decode_trades  # noqa: E402
 from server.processes import free_port, nats_server_binary, wait_for_port  # noqa: E402
-from tests.fake_binance import FakeBinance, ccxt_config_for, kline_rows  # noqa: E402
+from tests.fake_binance import ccxt_config_for, kline_rows  # noqa: E402
 
 T0_MS = 1_672_531_200_000  # 2023-01-01T00:00:00Z
 
@@ -140,40 +140,46 @@ def feed_benchmark(rates: list[int], seconds: float) -> None:
 
 
 async def backfill_benchmark(candles: int) -> None:
-    fake = FakeBinance().start()
-    fake.set_klines("BTCUSDT", "1m", kline_rows(T0_MS, candles))
-    with tempfile.TemporaryDirectory() as directory:
-        store = SqliteStore(Path(directory) / "bench.sqlite")
-        exchange = open_exchange("binance", {**fake.ccxt_config(), "enableRateLimit": False},
-                                 streaming=False)
+    port = free_port()
+    fake = subprocess.Popen([sys.executable, "-m", "tests.fake_binance", str(port)], cwd=ROOT)
+    try:
+        wait_for_port("127.0.0.1", port, timeout_s=10, proc=fake)
+        async with httpx.AsyncClient(timeout=60) as client:
+            await client.post(f"http://127.0.0.1:{port}/_control/klines", params={
+                "symbol": "BTCUSDT", "interval": "1m", "start": T0_MS, "count": candles,
+            })
+        with tempfile.TemporaryDirectory() as directory:
+            store = SqliteStore(Path(directory) / "bench.sqlite")
+            exchange = open_exchange(
+                "binance", {**ccxt_config_for(port), "enableRateLimit": False}, streaming=False
+            )
 
-        class Quiet:
-            def begin(self, what: str, total: int) -> None: ...
-            def advance(self, candles: int) -> None: ...
-            def end(self) -> None: ...
+            class Quiet:
+                def begin(self, what: str, total: int) -> None: ...
+                def advance(self, candles: int) -> None: ...
+                def end(self) -> None: ...
 
-        job = CandleBackfill(exchange, store, DEFAULT_INDICATORS, progress=Quiet(),
-                             stop=asyncio.Event())
-        started = time.perf_counter()
-        report = await job.run(BackfillRequest(
-            "binance", ("BTC-USDT",), ("1m",), T0_MS * 10**6, (T0_MS + candles * 60_000) * 10**6
-        ))
-        elapsed = time.perf_counter() - started
-        # ccxt's parsing alone, on the same pages as they come off the wire.
-        market = exchange.market("BTC/USDT")
-        pages = [
-            json.loads(json.dumps(fake._klines({"symbol": "BTCUSDT", "interval": "1m",
-                                                "startTime": str(T0_MS + i * 60_000),
-                                                "limit": "1000"})))
-            for i in range(0, candles, 1000)
-        ]
-        parse_started = time.perf_counter()
-        for page in pages:
-            exchange.parse_ohlcvs(page, market, "1m", None, None)
-        parse_s = time.perf_counter() - parse_started
-        await exchange.close()
-        store.close()
-    fake.stop()
+            job = CandleBackfill(exchange, store, DEFAULT_INDICATORS, progress=Quiet(),
+                                 stop=asyncio.Event())
+            started = time.perf_counter()
+            report = await job.run(BackfillRequest(
+                "binance", ("BTC-USDT",), ("1m",), T0_MS * 10**6,
+                (T0_MS + candles * 60_000) * 10**6,
+            ))
+            elapsed = time.perf_counter() - started
+            # ccxt's parsing alone, on the same pages as they come off the wire.
+            market = exchange.market("BTC/USDT")
+            rows = kline_rows(T0_MS, candles)
+            pages = [json.loads(json.dumps(rows[i:i + 1000])) for i in range(0, candles, 1000)]
+            parse_started = time.perf_counter()
+            for page in pages:
+                exchange.parse_ohlcvs(page, market, "1m", None, None)
+            parse_s = time.perf_counter() - parse_started
+            await exchange.close()
+            store.close()
+    finally:
+        fake.terminate()
+        fake.wait(timeout=10)
     print(f"backfill_candles_per_s: {report.candles / elapsed:,.0f} candles/s"
           f" ({report.candles:,} candles, {report.requests} requests, {elapsed:.1f} s)")
     print(f"backfill_ccxt_s: {report.fetch_s:.2f} s")

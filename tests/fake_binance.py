@@ -120,6 +120,7 @@ class FakeBinance:
         self.requests: list[Request] = []
         self.made: dict[str, list[MadeTrade]] = {sid: [] for sid in self.markets}
         self.klines: dict[tuple[str, str], dict[int, list[Any]]] = {}
+        self._kline_starts: dict[tuple[str, str], list[int]] = {}
         self._sockets: list[_Socket] = []
         self._withheld = False
         self._failures: list[int] = []
@@ -193,7 +194,9 @@ class FakeBinance:
     def set_klines(self, symbol: str, interval: str, rows: Iterable[list[Any]]) -> None:
         """The candles `/klines` serves: Binance rows `[openTime, "o", "h", "l", "c", "v",
         closeTime, "quoteVolume", trades, "takerBase", "takerQuote", "0"]`."""
-        self.klines[(symbol, interval)] = {row[0]: row for row in rows}
+        by_start = {row[0]: row for row in rows}
+        self.klines[(symbol, interval)] = by_start
+        self._kline_starts[(symbol, interval)] = sorted(by_start)
 
     # Faults --------------------------------------------------------------------------------
 
@@ -234,6 +237,7 @@ class FakeBinance:
         app.router.add_get("/ws", self._websocket)
         app.router.add_post("/_control/run", self._control_run)
         app.router.add_get("/_control/subscribers", self._control_subscribers)
+        app.router.add_post("/_control/klines", self._control_klines)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -269,6 +273,13 @@ class FakeBinance:
         made = await self._steady(query["symbol"], float(query["rate"]),
                                   float(query["seconds"]), 100.0)
         return web.json_response({"made": made, "total": len(self.made[query["symbol"]])})
+
+    async def _control_klines(self, request: web.Request) -> web.Response:
+        """For a benchmark: serve `count` generated candles (`kline_rows`) from `start`."""
+        query = request.query
+        rows = kline_rows(int(query["start"]), int(query["count"]), query["interval"])
+        self.set_klines(query["symbol"], query["interval"], rows)
+        return web.json_response({"klines": len(rows)})
 
     async def _control_subscribers(self, request: web.Request) -> web.Response:
         return web.json_response({"subscribers": sum(1 for s in self._sockets if s.streams)})
@@ -319,9 +330,10 @@ class FakeBinance:
         ]
 
     def _klines(self, query: dict[str, str]) -> list[list[Any]]:
-        rows = self.klines.get((query["symbol"], query["interval"]), {})
+        key = (query["symbol"], query["interval"])
+        rows = self.klines.get(key, {})
         limit = min(int(query.get("limit", 500)), 1000)
-        starts = sorted(rows)
+        starts = self._kline_starts.get(key, [])
         hi = int(query.get("endTime", 2**62))
         if "startTime" in query:
             first = bisect.bisect_left(starts, int(query["startTime"]))
