@@ -28,6 +28,9 @@ from market.exchange_data import TradeConverter, canonical_symbol, ccxt_symbol, 
 
 log = logging.getLogger(__name__)
 
+#: How long a stopping feed keeps publishing what its markets took.
+DRAIN_S = 10.0
+
 
 class FeedError(Exception):
     """The feed cannot start: an unknown market, an unreachable exchange or NATS server."""
@@ -93,7 +96,13 @@ async def run_exchange_feed(
             task.cancel()
         await asyncio.gather(*reading, return_exceptions=True)
         drained.set()
-        await publishing  # publishes what the markets took; raises if publishing failed
+        try:
+            # What the markets took is published; what cannot be within the grace period
+            # (NATS is away) is fetched again by the next start, from the stored cursors.
+            await asyncio.wait_for(publishing, timeout=DRAIN_S)
+        except TimeoutError:
+            log.warning("feed %s: %d trades not published within %g s of stopping; the next"
+                        " start fetches them again", exchange, publisher.buffer.size, DRAIN_S)
         log.info("feed %s stopped after %d trades", exchange, stats.counts["trades"])
     finally:
         for instance in instances:

@@ -157,16 +157,19 @@ class FeedPublisher:
         self._rng = random.Random()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish until `stop` is set and the buffer is empty."""
-        while not (stop.is_set() and self.buffer.empty()):
+        """Publish until `stop` is set, then what is left in the buffer, and return."""
+        while not stop.is_set():
             taking = asyncio.ensure_future(self.buffer.take(self.gather_s))
             stopping = asyncio.ensure_future(stop.wait())
             done, _ = await asyncio.wait({taking, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
-            if taking not in done:
+            if taking in done:
+                await self.publish(taking.result())
+            else:
+                # Cancelled while waiting or gathering: nothing was taken out yet.
                 taking.cancel()
-                continue
-            await self.publish(taking.result())
+        while not self.buffer.empty():
+            await self.publish(await self.buffer.take(0))
 
     async def publish(self, items: list[Taken]) -> None:
         """One message per market, each acked, then the markets' cursors stored."""

@@ -181,3 +181,18 @@ async def test_a_publish_retried_after_a_lost_ack_is_stored_once(nc: Client) -> 
     assert info.state.messages == 1
     entry = await (await js.key_value(CURSOR_BUCKET)).get(cursor_key("retry", "BTC-USDT"))
     assert entry.value is not None
+
+
+async def test_a_stopping_publisher_publishes_what_is_buffered_then_returns(nc: Client) -> None:
+    js = nc.jetstream()
+    buffer = TradeBuffer(100)
+    publisher = FeedPublisher(js, await open_cursors(js), buffer,
+                              FeedStats("drain", interval_s=3600), exchange="drain",
+                              gather_s=0.05)
+    for i in range(3):
+        trade = Trade("drain", "BTC-USDT", 10**18 + i, 1.0, 1.0, "buy", str(i))
+        await buffer.put(Taken("BTC-USDT", [trade], TradeCursor().state()))
+    stop = asyncio.Event()
+    stop.set()
+    await asyncio.wait_for(publisher.run(stop), timeout=5)
+    assert buffer.empty() and publisher.stats.counts["trades"] == 3
