@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from flows.exchange_feed import run_exchange_feed
+from flows.exchanges import open_exchange
 from flows.feed_publisher import (
     CURSOR_BUCKET,
     FeedPublisher,
@@ -25,7 +26,8 @@ from flows.feed_publisher import (
     open_cursors,
 )
 from flows.feed_stats import FeedStats
-from flows.trade_feed import FeedOptions
+from flows.trade_feed import FeedOptions, MarketFeed
+from market.exchange_data import TradeConverter
 from market.messages import DeadLetter, Trade, decode_trades
 from market.trade_cursor import TradeCursor
 from tests.conditions import eventually
@@ -196,3 +198,29 @@ async def test_a_stopping_publisher_publishes_what_is_buffered_then_returns(nc: 
     stop.set()
     await asyncio.wait_for(publisher.run(stop), timeout=5)
     assert buffer.empty() and publisher.stats.counts["trades"] == 3
+
+
+async def test_an_exchange_without_a_stream_is_polled_over_rest(nc: Client) -> None:
+    fake = FakeBinance().start()
+    exchange = open_exchange("binance", fake.ccxt_config(), streaming=False)  # REST only
+    js = nc.jetstream()
+    buffer = TradeBuffer(1000)
+    stats = FeedStats("binance", interval_s=3600)
+    publisher = FeedPublisher(js, await open_cursors(js), buffer, stats, exchange="binance",
+                              gather_s=0)
+    feed = MarketFeed(exchange, TradeConverter("binance", "BTC/USDT", max_future_ns=60 * 10**9),
+                      TradeCursor(), buffer, publisher, stats, FeedOptions(poll_s=0.05))
+    first = fake.trades("BTCUSDT", [(100.0, 1.0, False)] * 3)
+    task = asyncio.create_task(feed.run())
+    try:
+        await _until(lambda: buffer.size == 3, "the trades made before, on the first poll")
+        later = fake.trades("BTCUSDT", [(101.0, 2.0, True)] * 2)
+        await _until(lambda: buffer.size == 5, "the trades made since, on later polls")
+        taken = [t.trade_id for item in await buffer.take(0) for t in item.trades]
+        assert taken == [str(t.agg_id) for t in [*first, *later]]
+        assert fake._sockets == []
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await exchange.close()
+        fake.stop()
