@@ -17,6 +17,7 @@ from typing import Any
 
 import ccxt
 import nats
+import nats.errors
 
 from flows.exchanges import open_exchange
 from flows.feed_publisher import FeedPublisher, TradeBuffer, load_cursor, open_cursors
@@ -53,8 +54,11 @@ async def run_exchange_feed(
     markets = [canonical_symbol(s) for s in symbols]
     if not markets:
         raise FeedError("the feed needs at least one symbol (--symbols BTC/USDT,ETH/USDT)")
-    nc = await nats.connect(nats_url, name=f"candlegraph-feed-{exchange}",
-                            max_reconnect_attempts=-1)
+    try:
+        nc = await nats.connect(nats_url, name=f"candlegraph-feed-{exchange}",
+                                max_reconnect_attempts=-1)
+    except (OSError, nats.errors.Error) as error:
+        raise FeedError(f"cannot reach NATS at {nats_url}: {error}") from error
     instances: list[Any] = []
     try:
         js = nc.jetstream()

@@ -99,6 +99,7 @@ class LogProgress:
 
 
 def run_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    from db.store import StoreError
     from flows.candle_backfill import BackfillError, BackfillRequest, CandleBackfill
     from flows.exchanges import ExchangeConfigError, open_exchange, parse_config
     from market.exchange_data import canonical_symbol, exchange_name
@@ -135,7 +136,11 @@ def run_backfill(settings: Settings, args: argparse.Namespace) -> int:
         print(f"candlegraph backfill: {error}", file=sys.stderr)
         return 2
     progress = TerminalProgress() if sys.stderr.isatty() else LogProgress()
-    store = open_store(settings)
+    try:
+        store = open_store(settings)
+    except StoreError as error:
+        print(f"candlegraph backfill: {error}", file=sys.stderr)
+        return 1
 
     async def run() -> int:
         stop = asyncio.Event()
