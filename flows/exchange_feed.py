@@ -54,9 +54,19 @@ async def run_exchange_feed(
     markets = [canonical_symbol(s) for s in symbols]
     if not markets:
         raise FeedError("the feed needs at least one symbol (--symbols BTC/USDT,ETH/USDT)")
+    # nats-py retries the first connection too; a stop meanwhile ends the wait.
+    connecting = asyncio.ensure_future(nats.connect(
+        nats_url, name=f"candlegraph-feed-{exchange}", max_reconnect_attempts=-1
+    ))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not connecting.done():
+        connecting.cancel()
+        await asyncio.gather(connecting, return_exceptions=True)
+        return
     try:
-        nc = await nats.connect(nats_url, name=f"candlegraph-feed-{exchange}",
-                                max_reconnect_attempts=-1)
+        nc = connecting.result()
     except (OSError, nats.errors.Error) as error:
         raise FeedError(f"cannot reach NATS at {nats_url}: {error}") from error
     instances: list[Any] = []
