@@ -2,6 +2,7 @@
 # Set up the environment if needed, then run the system or the tests.
 #   ./dev.sh up [candlegraph up flags]   the whole embedded system in the foreground
 #   ./dev.sh test [pytest args]          the test suite
+#   ./dev.sh candlegraph COMMAND [flags]  any candlegraph command (backfill, feed, ...)
 set -eu
 cd "$(dirname "$0")"
 
@@ -26,6 +27,7 @@ command=${1:-}
 [ $# -gt 0 ] && shift
 case "$command" in
     up) exec .venv/bin/candlegraph up "$@" ;;
+    candlegraph) exec .venv/bin/candlegraph "$@" ;;
     test) .venv/bin/ruff check --quiet . && exec .venv/bin/python -m pytest "$@" ;;
-    *) echo "usage: ./dev.sh up [flags] | ./dev.sh test [pytest args]" >&2; exit 2 ;;
+    *) echo "usage: ./dev.sh up [flags] | ./dev.sh test [pytest args] | ./dev.sh candlegraph COMMAND" >&2; exit 2 ;;
 esac

@@ -29,6 +29,7 @@ SYMBOLS: dict[str, list[str]] = {
     "backtest_trades": ["id", "side"],
     "backtest_equity": ["id"],
     "backtest_results": ["id"],
+    "known_gaps": ["exchange", "symbol", "timeframe"],
 }
 
 
@@ -111,6 +112,21 @@ def indicators_dataframe(points: Sequence[IndicatorPoint]) -> pd.DataFrame:
             "name": pd.Categorical([p.name for p in points]),
             "value": np.fromiter((p.value for p in points), np.float64, len(points)),
             "ts": _stamps([p.ts for p in points]),
+        }
+    )
+
+
+def gaps_dataframe(
+    exchange: str, symbol: str, timeframe: str, gaps: Sequence[tuple[int, int]]
+) -> pd.DataFrame:
+    """Known gaps of one series as an ILP frame: `ts` is each gap's start, `end_ns` its end."""
+    return pd.DataFrame(
+        {
+            "exchange": pd.Categorical([exchange] * len(gaps)),
+            "symbol": pd.Categorical([symbol] * len(gaps)),
+            "timeframe": pd.Categorical([timeframe] * len(gaps)),
+            "end_ns": np.array([end for _, end in gaps], dtype=np.int64),
+            "ts": _stamps([start for start, _ in gaps]),
         }
     )
 

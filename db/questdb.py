@@ -44,6 +44,7 @@ from questdb import QuestDBError, TimestampNanos
 from db.ilp import (
     SYMBOLS,
     candles_dataframe,
+    gaps_dataframe,
     indicators_dataframe,
     pg_url_for,
     results_dataframes,
@@ -400,6 +401,26 @@ class QuestDBStore:
             (*params, Int8(stamps[-1][0])),
         )
         return indicator_frame(rows, names)
+
+    # Known gaps ----------------------------------------------------------------------------
+    def known_gaps(self, exchange: str, symbol: str, timeframe: str) -> list[tuple[int, int]]:
+        rows = self._query(
+            "SELECT cast(ts AS LONG) * 1000 AS start_ns, end_ns"
+            f" FROM {self._t['known_gaps']}"
+            " WHERE exchange = %s AND symbol = %s AND timeframe = %s ORDER BY ts",
+            (exchange, symbol, timeframe),
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def add_known_gaps(
+        self, exchange: str, symbol: str, timeframe: str, gaps: Sequence[tuple[int, int]]
+    ) -> None:
+        if not gaps:
+            return
+        self._send(
+            f"writing {len(gaps)} known gaps",
+            {"known_gaps": gaps_dataframe(exchange, symbol, timeframe, gaps)},
+        )
 
     # Backtests -----------------------------------------------------------------------------
     def put_backtest(self, record: BacktestRecord) -> None:

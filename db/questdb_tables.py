@@ -23,6 +23,12 @@ TABLES: dict[str, str] = {
             value DOUBLE, ts TIMESTAMP
         ) TIMESTAMP(ts) PARTITION BY DAY WAL
         DEDUP UPSERT KEYS(ts, exchange, symbol, timeframe, name)""",
+    # ts is the gap's start; end_ns its end (exclusive), in ns.
+    "known_gaps": """
+        CREATE TABLE IF NOT EXISTS {t} (
+            exchange SYMBOL, symbol SYMBOL, timeframe SYMBOL, end_ns LONG, ts TIMESTAMP
+        ) TIMESTAMP(ts) PARTITION BY YEAR WAL
+        DEDUP UPSERT KEYS(ts, exchange, symbol, timeframe)""",
     # ts is the fixed created_ns, so every update of a record replaces its one row.
     "backtests": """
         CREATE TABLE IF NOT EXISTS {t} (

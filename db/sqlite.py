@@ -440,6 +440,26 @@ class SqliteStore:
         rows.reverse()
         return indicator_object_frame(rows, names)
 
+    # Known gaps ----------------------------------------------------------------------------
+    def known_gaps(self, exchange: str, symbol: str, timeframe: str) -> list[tuple[int, int]]:
+        rows = self._read(
+            "SELECT start_ns, end_ns FROM known_gaps"
+            " WHERE exchange = ? AND symbol = ? AND timeframe = ? ORDER BY start_ns",
+            (exchange, symbol, timeframe),
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def add_known_gaps(
+        self, exchange: str, symbol: str, timeframe: str, gaps: Sequence[tuple[int, int]]
+    ) -> None:
+        if not gaps:
+            return
+        self._write(
+            f"writing {len(gaps)} known gaps",
+            ("INSERT OR REPLACE INTO known_gaps VALUES (?, ?, ?, ?, ?)",
+             [(exchange, symbol, timeframe, start, end) for start, end in gaps]),
+        )
+
     # Backtests -----------------------------------------------------------------------------
     def put_backtest(self, record: BacktestRecord) -> None:
         marks = ", ".join("?" * len(BACKTEST_COLUMNS))

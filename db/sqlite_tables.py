@@ -66,6 +66,14 @@ CREATE TABLE IF NOT EXISTS indicator_names (
     name TEXT NOT NULL,
     PRIMARY KEY (exchange, symbol, timeframe, name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS known_gaps (
+    exchange TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    PRIMARY KEY (exchange, symbol, timeframe, start_ns)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS backtests (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,

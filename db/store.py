@@ -6,7 +6,8 @@ Timestamps are integer nanoseconds since the epoch, UTC. Every write is an upser
 natural key, so replays and corrections never duplicate rows.
 
 Tables: `candles` (key exchange, symbol, timeframe, ts), `indicators` (key exchange, symbol,
-timeframe, ts, name), `backtests` (key id) with `backtest_trades` and `backtest_equity`.
+timeframe, ts, name), `known_gaps` (key exchange, symbol, timeframe, start), `backtests` (key
+id) with `backtest_trades` and `backtest_equity`.
 """
 
 from __future__ import annotations
@@ -201,6 +202,20 @@ class Store(Protocol):
         Columns: `ts` (Int64) then one Float64 column per name (all stored names when `names` is
         None, sorted), null where that name has no value at that ts.
         """
+        ...
+
+    # Known gaps ----------------------------------------------------------------------------
+    def known_gaps(self, exchange: str, symbol: str, timeframe: str) -> list[tuple[int, int]]:
+        """Ranges [start_ns, end_ns) of a series that its source has no candles for (an
+        exchange outage, a market without trades), oldest first, as `add_known_gaps` stored
+        them (they may overlap)."""
+        ...
+
+    def add_known_gaps(
+        self, exchange: str, symbol: str, timeframe: str, gaps: Sequence[tuple[int, int]]
+    ) -> None:
+        """Remember ranges [start_ns, end_ns) without candles at the source, durably; a range
+        with the start of a stored one replaces it."""
         ...
 
     # Backtests -----------------------------------------------------------------------------

@@ -42,25 +42,50 @@ READ_CHUNK = 50_000
 
 class StoredHistory:
     """The newest closed candles of a series before a time, read from `store` (at most
-    `count`, oldest first). With `best_effort`, a store error is logged and no history is
-    given, so a live flow goes on with cold indicators rather than stopping."""
+    `count`, oldest first).
 
-    def __init__(self, store: Store, *, count: int, best_effort: bool = False) -> None:
+    For a live flow: `best_effort` logs a store error and gives no history, so the flow goes
+    on with cold indicators rather than stopping; `stored_markets_only` looks the stored
+    markets up once, at the first call, and reads history only for those, so a flow on
+    markets with no history (a first start) makes no read per series.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        count: int,
+        best_effort: bool = False,
+        stored_markets_only: bool = False,
+    ) -> None:
         if count < 0:
             raise ValueError(f"count must be >= 0 candles, got {count}")
         self.store = store
         self.count = count
         self.best_effort = best_effort
+        self._only_stored = stored_markets_only
+        self._markets: set[tuple[str, str]] | None = None
 
     @classmethod
     def for_indicators(
-        cls, store: Store, specs: Sequence[IndicatorSpec], *, best_effort: bool = False
+        cls,
+        store: Store,
+        specs: Sequence[IndicatorSpec],
+        *,
+        best_effort: bool = False,
+        stored_markets_only: bool = False,
     ) -> StoredHistory:
         """As many candles as warm these indicators (`market.indicator_book.warm_candles`)."""
-        return cls(store, count=warm_candles(specs), best_effort=best_effort)
+        return cls(store, count=warm_candles(specs), best_effort=best_effort,
+                   stored_markets_only=stored_markets_only)
 
     def __call__(self, exchange: str, symbol: str, timeframe: str, before_ns: int) -> list[Candle]:
         try:
+            if self._only_stored:
+                if self._markets is None:
+                    self._markets = set(self.store.symbols())
+                if (exchange, symbol) not in self._markets:
+                    return []
             candles = self.store.candles(
                 exchange, symbol, timeframe, end_ns=before_ns, limit=self.count
             )

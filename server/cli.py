@@ -1,4 +1,4 @@
-"""The `candlegraph` command: up, serve, flow, simulate, import and schema.
+"""The `candlegraph` command: up, serve, flow, simulate, feed, backfill, import and schema.
 
 Settings come from `CANDLEGRAPH_*` variables, then from flags; see `server.settings`.
 """
@@ -45,10 +45,19 @@ def _parser() -> argparse.ArgumentParser:
             help="comma-separated BASE-QUOTE symbols",
         )
 
+    def exchange_flags(p: argparse.ArgumentParser, symbols: bool = True) -> None:
+        p.add_argument("--exchange", help="a ccxt exchange id, e.g. binance")
+        if symbols:
+            p.add_argument(
+                "--symbols", dest="exchange_symbols", type=lambda s: tuple(s.split(",")),
+                help="comma-separated markets, e.g. BTC/USDT,ETH/USDT",
+            )
+
     up = command("up", "Start NATS, the dataflow, the simulator and the GraphQL server.")
     up.add_argument("--port", type=int, help="GraphQL HTTP port (default 8000)")
     up.add_argument("--nats-port", type=int, help="NATS port (default: a free one)")
     feed_flags(up)
+    exchange_flags(up, symbols=False)
 
     serve = command("serve", "Run the GraphQL server only.")
     nats_url(serve)
@@ -76,6 +85,26 @@ def _parser() -> argparse.ArgumentParser:
     simulate = command("simulate", "Run the trade simulator feed only.")
     nats_url(simulate)
     feed_flags(simulate)
+
+    feed = command("feed", "Publish an exchange's live trades on NATS (ccxt).")
+    nats_url(feed)
+    exchange_flags(feed)
+    feed.add_argument("--metrics-port", type=int, dest="feed_metrics_port",
+                      help="port of this feed's /metrics (default 8001; 0: none)")
+
+    backfill = command("backfill", "Fetch an exchange's candle history into the store (ccxt).")
+    exchange_flags(backfill)
+    backfill.add_argument("--timeframe", dest="backfill_timeframes", default="1m",
+                          help="comma-separated timeframes to fetch, e.g. 1m,1h,1d (default 1m)")
+    backfill.add_argument("--since", dest="backfill_since",
+                          help="first day or time, UTC: 2024-01-01 or 2024-01-01T12:00"
+                          " (default: after the last stored candle)")
+    backfill.add_argument("--until", dest="backfill_until",
+                          help="end (excluded), UTC (default: now)")
+    backfill.add_argument("--days", type=int, dest="backfill_days",
+                          help="instead of --since: this many days before --until")
+    backfill.add_argument("--repair", action="store_true", dest="backfill_repair",
+                          help="fetch every missing candle of the range, holes included")
 
     imports = command(
         "import", "Import trade or candle files into the store, or replay trades on NATS."
@@ -105,9 +134,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    flags = {
-        k: v for k, v in vars(args).items() if k != "command" and not k.startswith("import_")
-    }
+    flags = {k: v for k, v in vars(args).items()
+             if k != "command" and not k.startswith(("backfill_", "import_"))}
+    if args.command == "up" and flags.get("exchange"):
+        # `up --exchange X --symbols A/B`: the symbols are the exchange's, not the simulator's.
+        flags["exchange_symbols"] = flags.pop("sim_symbols", None)
     try:
         settings = Settings.from_env(os.environ if environ is None else environ)
         settings = settings.with_overrides(**flags)
@@ -126,6 +157,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return _flow(settings)
         case "simulate":
             return _simulate(settings)
+        case "feed":
+            from server.feed_process import run_feed
+
+            return run_feed(settings)
+        case "backfill":
+            from server.backfill_command import run_backfill
+
+            return run_backfill(settings, args)
         case "import":
             from server.importer import ImportRequest, run_import
 

@@ -7,12 +7,14 @@ Built once in `main` (or by a test) and passed down. Every variable is listed in
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from market.exchange_data import ExchangeNameError, canonical_symbol, exchange_name
 from market.indicators import DEFAULT_INDICATORS_TEXT, IndicatorConfigError, parse_indicators
 from market.timeframes import STANDARD_TIMEFRAMES, TimeframeError, parse_timeframes
 from server.ratelimit import Rate, RateError
@@ -100,6 +102,23 @@ class Settings:
     # strategies.sweep.MAX_COMBINATIONS, 1000).
     backtest_workers: int = 2
     sweep_max_runs: int = 200
+    # Real markets (`candlegraph feed`, `backfill`, `up --exchange`): a ccxt exchange id, its
+    # markets (BTC/USDT or BTC-USDT), and a JSON object merged into ccxt's config. The feed:
+    # a stream silent this long reconnects, reconnects back off from feed_backoff_s to
+    # feed_backoff_max_s, REST polling (exchanges without websockets) every feed_poll_s,
+    # trades gathered for feed_batch_ms per message, at most feed_buffer trades waiting
+    # before the markets are held back, metrics on feed_metrics_port (0: none).
+    exchange: str = ""
+    exchange_symbols: tuple[str, ...] = ()
+    exchange_config: str = ""
+    feed_stall_s: float = 30.0
+    feed_backoff_s: float = 1.0
+    feed_backoff_max_s: float = 60.0
+    feed_poll_s: float = 1.0
+    feed_batch_ms: float = 5.0
+    feed_buffer: int = 100_000
+    feed_metrics_port: int = 8001
+    feed_stats_interval_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.store not in {"embedded", "questdb"}:
@@ -178,11 +197,41 @@ class Settings:
                 )
         if len(set(names)) != len(names):
             raise SettingsError(f"api_keys: names must be unique, got {', '.join(names)}")
+        self._check_exchange()
         for origin in self.cors_origins:
             if origin != "*" and not _ORIGIN.match(origin):
                 raise SettingsError(
                     f"cors_origins: expected '*' or scheme://host[:port], got {origin!r}"
                 )
+
+    def _check_exchange(self) -> None:
+        try:
+            if self.exchange:
+                exchange_name(self.exchange)
+            for symbol in self.exchange_symbols:
+                canonical_symbol(symbol)
+        except ExchangeNameError as error:
+            raise SettingsError(str(error)) from error
+        if self.exchange_config.strip():
+            try:
+                config = json.loads(self.exchange_config)
+            except json.JSONDecodeError as error:
+                raise SettingsError(f"exchange_config is not JSON: {error}") from error
+            if not isinstance(config, dict):
+                raise SettingsError("exchange_config must be a JSON object of ccxt settings")
+        for name in ("feed_stall_s", "feed_backoff_s", "feed_poll_s", "feed_stats_interval_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be > 0 s, got {getattr(self, name)}")
+        if self.feed_backoff_max_s < self.feed_backoff_s:
+            raise SettingsError("feed_backoff_max_s must be >= feed_backoff_s")
+        if self.feed_batch_ms < 0:
+            raise SettingsError(f"feed_batch_ms must be >= 0, got {self.feed_batch_ms}")
+        if self.feed_buffer < 1:
+            raise SettingsError(f"feed_buffer must be >= 1 trade, got {self.feed_buffer}")
+        if not 0 <= self.feed_metrics_port <= 65535:
+            raise SettingsError(
+                f"feed_metrics_port must be a TCP port (0: none), got {self.feed_metrics_port}"
+            )
 
     @property
     def store_path(self) -> Path:
@@ -258,4 +307,15 @@ ENVIRONMENT: dict[str, Callable[[str], Any]] = {
     "ws_init_timeout_s": float,
     "backtest_workers": int,
     "sweep_max_runs": int,
+    "exchange": str,
+    "exchange_symbols": _names,
+    "exchange_config": str,
+    "feed_stall_s": float,
+    "feed_backoff_s": float,
+    "feed_backoff_max_s": float,
+    "feed_poll_s": float,
+    "feed_batch_ms": float,
+    "feed_buffer": int,
+    "feed_metrics_port": int,
+    "feed_stats_interval_s": float,
 }

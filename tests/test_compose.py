@@ -23,7 +23,7 @@ from server.settings import ENVIRONMENT, PREFIX, Settings
 
 ROOT = Path(__file__).parent.parent
 CANDLEGRAPH = Path(sys.executable).parent / "candlegraph"
-PROJECT_SERVICES = {"server", "flow", "feed"}
+PROJECT_SERVICES = {"server", "flow", "feed", "simulator"}
 SECRETS = {"QUESTDB_PASSWORD": "s3cret-test"}
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
@@ -59,7 +59,7 @@ def services(raw: dict[str, Any]) -> dict[str, Any]:
     return interpolate(raw["services"], SECRETS)
 
 
-def test_the_system_is_nats_questdb_and_three_services_from_the_project_image(
+def test_the_system_is_nats_questdb_and_services_from_the_project_image(
     services: dict[str, Any],
 ) -> None:
     assert set(services) == {"nats", "questdb"} | PROJECT_SERVICES
@@ -86,6 +86,15 @@ def test_questdb_is_a_pinned_9x_image_on_a_volume_with_a_health_check(
     assert questdb["volumes"][0].split(":")[1] == "/var/lib/questdb"
     assert questdb["volumes"][0].split(":")[0] in raw["volumes"]
     assert questdb["healthcheck"]["test"][0] == "CMD"
+
+
+def test_the_feed_is_an_exchange_feed_and_the_simulator_a_profile(
+    services: dict[str, Any],
+) -> None:
+    command = services["feed"]["command"]
+    assert command[:3] == ["feed", "--exchange", "binance"]
+    assert "profiles" not in services["feed"]
+    assert services["simulator"]["profiles"] == ["simulator"]
 
 
 def test_secrets_come_from_the_environment_and_are_required(raw: dict[str, Any]) -> None:

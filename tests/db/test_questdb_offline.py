@@ -15,7 +15,14 @@ import polars as pl
 import pytest
 from questdb import Sender
 
-from db.ilp import SYMBOLS, candles_dataframe, indicators_dataframe, results_dataframes, sender_for
+from db.ilp import (
+    SYMBOLS,
+    candles_dataframe,
+    gaps_dataframe,
+    indicators_dataframe,
+    results_dataframes,
+    sender_for,
+)
 from db.questdb import QuestDBStore
 from db.questdb_tables import TABLES
 from db.store import IndicatorPoint, StoreError
@@ -106,6 +113,14 @@ def test_backtest_results_serialize_under_their_generation(text_sender: Sender) 
     ]
 
 
+def test_known_gaps_serialize_with_their_start_as_the_timestamp(text_sender: Sender) -> None:
+    frame = gaps_dataframe("binance", "BTC-USDT", "1m", [(60 * S, 180 * S)])
+    assert ilp_lines(text_sender, "known_gaps", frame) == [
+        "known_gaps,exchange=binance,symbol=BTC-USDT,timeframe=1m end_ns=180000000000i"
+        " 60000000000",
+    ]
+
+
 def test_every_table_is_a_deduplicated_wal_table_with_its_natural_key() -> None:
     keys = {
         "candles": "ts, exchange, symbol, timeframe",
@@ -114,6 +129,7 @@ def test_every_table_is_a_deduplicated_wal_table_with_its_natural_key() -> None:
         "backtest_results": "ts, id",
         "backtest_trades": "ts, id, seq",
         "backtest_equity": "ts, id, at_ns",
+        "known_gaps": "ts, exchange, symbol, timeframe",
     }
     assert set(TABLES) == set(keys)
     for name, ddl in TABLES.items():

@@ -312,6 +312,26 @@ def test_resampling_into_a_timeframe_the_source_does_not_divide_is_refused(store
         store.resample("sim", "BTC-USDT", "1h", "90m")
 
 
+# Known gaps ---------------------------------------------------------------------------------
+
+
+def test_known_gaps_read_back_oldest_first_per_series(store: Store) -> None:
+    store.add_known_gaps("binance", "BTC-USDT", "1m", [(T0 + 10 * M, T0 + 12 * M), (T0, T0 + M)])
+    store.add_known_gaps("binance", "BTC-USDT", "1h", [(T0, T0 + 3600 * S)])
+    store.add_known_gaps("binance", "BTC-USDT", "1m", [])
+    assert store.known_gaps("binance", "BTC-USDT", "1m") == [
+        (T0, T0 + M), (T0 + 10 * M, T0 + 12 * M)
+    ]
+    assert store.known_gaps("binance", "BTC-USDT", "1h") == [(T0, T0 + 3600 * S)]
+    assert store.known_gaps("binance", "ETH-USDT", "1m") == []
+
+
+def test_a_known_gap_with_a_stored_start_replaces_it(store: Store) -> None:
+    store.add_known_gaps("binance", "BTC-USDT", "1m", [(T0, T0 + M)])
+    store.add_known_gaps("binance", "BTC-USDT", "1m", [(T0, T0 + 5 * M)])
+    assert store.known_gaps("binance", "BTC-USDT", "1m") == [(T0, T0 + 5 * M)]
+
+
 # Indicators ---------------------------------------------------------------------------------
 
 

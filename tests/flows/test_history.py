@@ -128,6 +128,19 @@ def test_stored_history_is_the_newest_closed_candles_before_a_time(store: Sqlite
     assert history("binance", "ETH-USDT", "1m", forming.ts) == []
 
 
+def test_a_flows_history_reads_only_the_markets_stored_when_it_started(
+    store: SqliteStore,
+) -> None:
+    candles = walk(30, seed=6)
+    store.upsert_candles(candles)
+    history = StoredHistory(store, count=10, stored_markets_only=True)
+    assert history("binance", "BTC-USDT", "1m", candles[-1].ts) == candles[19:29]
+    store.upsert_candles([Candle("binance", "ETH-USDT", "1m", T0, 1, 1, 1, 1, 1, None, None,
+                                 True)])
+    assert history("binance", "ETH-USDT", "1m", T0 + M) == []  # not stored at the start
+    assert StoredHistory(store, count=10)("binance", "ETH-USDT", "1m", T0 + M) != []
+
+
 def test_a_forming_candle_is_not_history(store: SqliteStore) -> None:
     forming = Candle("binance", "BTC-USDT", "1m", T0, 1, 1, 1, 1, 1, None, None, False)
     with pytest.raises(ValueError, match="still forming"):
@@ -146,7 +159,7 @@ def live_run(store: SqliteStore, trades: list[Trade], *, warm: bool) -> list[Can
         indicators=parse_indicators("sma:20,ema:20"),
         now_ns=lambda: trades[-1].ts + M,
         flush_at_eof=True,
-        history=StoredHistory(store, count=2000) if warm else None,
+        history=StoredHistory(store, count=2000, stored_markets_only=True) if warm else None,
     )
     run_main(flow)
     for item in out:

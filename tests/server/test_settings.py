@@ -38,6 +38,9 @@ def test_an_unknown_variable_is_an_error_that_lists_the_known_ones() -> None:
         ({"CANDLEGRAPH_PORT": "70000"}, "port must be a TCP port"),
         ({"CANDLEGRAPH_TIMEFRAMES": "1x"}, "TIMEFRAMES='1x'"),
         ({"CANDLEGRAPH_STORE": "mongo"}, "store must be"),
+        ({"CANDLEGRAPH_EXCHANGE_SYMBOLS": "BTCUSDT"}, "BASE/QUOTE"),
+        ({"CANDLEGRAPH_EXCHANGE_CONFIG": "[1]"}, "exchange_config must be a JSON object"),
+        ({"CANDLEGRAPH_FEED_STALL_S": "0"}, "feed_stall_s must be > 0"),
     ],
 )
 def test_bad_values_say_what_was_expected(env: dict[str, str], message: str) -> None:
@@ -50,7 +53,9 @@ def test_settings_survive_the_trip_to_a_child_process() -> None:
     assert Settings.from_env(settings.to_env()) == settings
 
 
-@pytest.mark.parametrize("command", ["up", "serve", "flow", "simulate", "schema"])
+@pytest.mark.parametrize(
+    "command", ["up", "serve", "flow", "simulate", "feed", "backfill", "schema"]
+)
 def test_every_command_has_help(command: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "server.cli", command, "--help"], capture_output=True, text=True
