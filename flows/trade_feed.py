@@ -274,7 +274,7 @@ class MarketFeed:
         return fresh
 
     def _letter(self, rejected: Rejected) -> DeadLetter:
-        return DeadLetter(rejected.reason, rejected.detail, self.subject, rejected.payload)
+        return DeadLetter.of(rejected, self.subject)
 
     async def _disconnect(self) -> None:
         close = getattr(self.exchange, "close_ws_clients", None)

@@ -30,7 +30,6 @@ from market.messages import (
 
 NS_PER_MS = 1_000_000
 _SIDES: dict[Any, Side] = {"buy": "buy", "sell": "sell"}
-_PAYLOAD_CHARS = 1000
 
 
 class ExchangeNameError(ValueError):
@@ -65,10 +64,10 @@ def ccxt_symbol(symbol: str) -> str:
     return canonical_symbol(symbol).replace("-", "/", 1)
 
 
-def _payload(raw: Any) -> str:
+def _payload(raw: Any) -> bytes:
+    """The exchange's own record, as JSON (`Rejected.of` keeps a bounded excerpt of it)."""
     info = raw.get("info", raw) if isinstance(raw, dict) else raw
-    text = msgspec.json.encode(info, enc_hook=repr).decode()
-    return text[:_PAYLOAD_CHARS]
+    return msgspec.json.encode(info, enc_hook=repr)
 
 
 class TradeConverter:
@@ -131,7 +130,7 @@ class TradeConverter:
 
     def _reject(self, raw: Any, reason: str, detail: str) -> Rejected:
         where = f"{self.exchange}:{self.symbol}"
-        return Rejected(reason, f"{where}: {detail}", _payload(raw))
+        return Rejected.of(reason, f"{where}: {detail}", _payload(raw))
 
 
 def candles_from_ohlcv(
@@ -145,19 +144,19 @@ def candles_from_ohlcv(
             stamp, open_, high, low, close, volume = row[:6]
             values = [float(v) for v in (open_, high, low, close, volume)]
         except (TypeError, ValueError) as error:
-            rejected.append(Rejected("bad_field", f"not an OHLCV row: {error}", _payload(row)))
+            rejected.append(Rejected.of("bad_field", f"not an OHLCV row: {error}", _payload(row)))
             continue
         o, h, lo, c, v = values
         if type(stamp) is not int or stamp < 0:
-            rejected.append(Rejected("bad_timestamp", f"time must be ms, got {stamp!r}",
+            rejected.append(Rejected.of("bad_timestamp", f"time must be ms, got {stamp!r}",
                                      _payload(row)))
         elif not all(math.isfinite(x) and x > 0 for x in (o, h, lo, c)) or not (
             lo <= min(o, c) and h >= max(o, c)
         ):
-            rejected.append(Rejected("bad_price", "prices must be > 0 with low <= open, close"
+            rejected.append(Rejected.of("bad_price", "prices must be > 0 with low <= open, close"
                                      " <= high", _payload(row)))
         elif not (math.isfinite(v) and v >= 0):
-            rejected.append(Rejected("bad_size", f"volume must be >= 0, got {v!r}",
+            rejected.append(Rejected.of("bad_size", f"volume must be >= 0, got {v!r}",
                                      _payload(row)))
         else:
             candles.append(Candle(exchange, symbol, timeframe, stamp * NS_PER_MS, o, h, lo, c, v,
