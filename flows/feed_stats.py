@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
@@ -86,6 +86,16 @@ class FeedStats(Collector):
                                    "Trades waiting to be published.", ["exchange"],
                                    registry=self.registry)
         self.registry.register(self)
+        # Series exist at zero from the start, so that rates and alerts see them before the
+        # first event (Prometheus's advice for labelled counters).
+        for family in (self._messages, self._limited, self._retries, self._buffered):
+            family.labels(exchange)
+
+    def watch(self, symbols: Iterable[str]) -> None:
+        """Create the per-market series of these markets (canonical symbols) at zero."""
+        for symbol in symbols:
+            for family in (self._trades, self._reconnects, self._gaps):
+                family.labels(self.exchange, symbol)
 
     # Events --------------------------------------------------------------------------------
 

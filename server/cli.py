@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     nats_url(feed)
     exchange_flags(feed)
     feed.add_argument("--metrics-port", type=int, dest="feed_metrics_port",
-                      help="port of this feed's /metrics (default 8001; 0: none)")
+                      help="port of this feed's /metrics (default 9200; 0: none)")
 
     backfill = command("backfill", "Fetch an exchange's candle history into the store (ccxt).")
     exchange_flags(backfill)

@@ -1,7 +1,8 @@
 """`candlegraph feed`: one exchange's live trades on NATS, with its metrics on HTTP.
 
 Runs `flows.exchange_feed.run_exchange_feed` until SIGINT or SIGTERM, serving the feed's
-Prometheus metrics (`flows.feed_stats`) on `CANDLEGRAPH_HOST`:`CANDLEGRAPH_FEED_METRICS_PORT`
+Prometheus metrics (`flows.feed_stats`) on
+`CANDLEGRAPH_METRICS_HOST`:`CANDLEGRAPH_FEED_METRICS_PORT`
 (`/metrics`; port 0 serves none).
 """
 
@@ -24,6 +25,7 @@ def run_feed(settings: Settings) -> int:
     from flows.exchanges import ExchangeConfigError, check_exchange, parse_config
     from flows.feed_stats import FeedStats
     from flows.trade_feed import FeedOptions
+    from market.exchange_data import canonical_symbol
 
     if not settings.exchange or not settings.exchange_symbols:
         print("candlegraph feed: give --exchange and --symbols (e.g. --exchange binance"
@@ -36,6 +38,7 @@ def run_feed(settings: Settings) -> int:
         print(f"candlegraph feed: {error}", file=sys.stderr)
         return 2
     stats = FeedStats(settings.exchange, interval_s=settings.feed_stats_interval_s)
+    stats.watch(canonical_symbol(symbol) for symbol in settings.exchange_symbols)
     options = FeedOptions(
         stall_s=settings.feed_stall_s,
         backoff_s=settings.feed_backoff_s,
@@ -45,9 +48,9 @@ def run_feed(settings: Settings) -> int:
     metrics = None
     if settings.feed_metrics_port:
         metrics, _ = start_http_server(
-            settings.feed_metrics_port, addr=settings.host, registry=stats.registry
+            settings.feed_metrics_port, addr=settings.metrics_host, registry=stats.registry
         )
-        log.info("feed metrics at http://%s:%d/metrics", settings.host,
+        log.info("feed metrics at http://%s:%d/metrics", settings.metrics_host,
                  settings.feed_metrics_port)
 
     async def run() -> None:

@@ -71,10 +71,10 @@ class Settings:
     snapshot_interval_s: float = 10.0
     flow_stats_interval_s: float = 10.0
     # Prometheus metrics of the processes that are not the GraphQL server (which serves its
-    # own on /metrics): the address they bind, and the flow's port (0 is off; worker I of a
-    # local flow serves on port + I).
+    # own on /metrics): the address they bind (the feed's too), and the flow's port (0 is off;
+    # worker I of a local flow serves on port + I, so 9100 to 9163).
     metrics_host: str = "127.0.0.1"
-    flow_metrics_port: int = 9101
+    flow_metrics_port: int = 9100
     sim_symbols: tuple[str, ...] = field(
         default=("BTC-USDT", "ETH-USDT", "SOL-USDT", "BNB-USDT", "XRP-USDT")
     )
@@ -117,7 +117,7 @@ class Settings:
     feed_poll_s: float = 1.0
     feed_batch_ms: float = 5.0
     feed_buffer: int = 100_000
-    feed_metrics_port: int = 8001
+    feed_metrics_port: int = 9200
     feed_stats_interval_s: float = 10.0
 
     def __post_init__(self) -> None:

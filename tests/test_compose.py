@@ -24,7 +24,7 @@ from server.settings import ENVIRONMENT, PREFIX, Settings
 ROOT = Path(__file__).parent.parent
 CANDLEGRAPH = Path(sys.executable).parent / "candlegraph"
 PROJECT_SERVICES = {"server", "flow", "feed", "simulator"}
-SECRETS = {"QUESTDB_PASSWORD": "s3cret-test"}
+SECRETS = {"QUESTDB_PASSWORD": "s3cret-test", "GRAFANA_PASSWORD": "s3cret-grafana"}
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 
@@ -62,7 +62,7 @@ def services(raw: dict[str, Any]) -> dict[str, Any]:
 def test_the_system_is_nats_questdb_and_services_from_the_project_image(
     services: dict[str, Any],
 ) -> None:
-    assert set(services) == {"nats", "questdb"} | PROJECT_SERVICES
+    assert set(services) == {"nats", "questdb", "prometheus", "grafana"} | PROJECT_SERVICES
     for name in PROJECT_SERVICES:
         assert services[name]["build"] == "."
         assert services[name]["image"] == "candlegraph:latest"
@@ -95,6 +95,20 @@ def test_the_feed_is_an_exchange_feed_and_the_simulator_a_profile(
     assert command[:3] == ["feed", "--exchange", "binance"]
     assert "profiles" not in services["feed"]
     assert services["simulator"]["profiles"] == ["simulator"]
+
+
+def test_prometheus_and_grafana_are_pinned_and_mount_the_repos_configuration(
+    raw: dict[str, Any],
+) -> None:
+    prometheus, grafana = raw["services"]["prometheus"], raw["services"]["grafana"]
+    assert re.fullmatch(r"prom/prometheus:v\d+\.\d+\.\d+", prometheus["image"])
+    assert re.fullmatch(r"grafana/grafana:\d+\.\d+\.\d+", grafana["image"])
+    for service in (prometheus, grafana):
+        for volume in service["volumes"]:
+            source = volume.split(":")[0]
+            assert source in raw["volumes"] or (ROOT / source).exists(), volume
+    password = grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+    assert re.fullmatch(r"\$\{GRAFANA_PASSWORD:\?[^}]+\}", password)
 
 
 def test_secrets_come_from_the_environment_and_are_required(raw: dict[str, Any]) -> None:
