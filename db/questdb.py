@@ -49,7 +49,7 @@ from db.ilp import (
     results_dataframes,
     sender_for,
 )
-from db.questdb_tables import TABLES
+from db.questdb_tables import ADDED_COLUMNS, TABLES
 from db.rows import BACKTEST_COLUMNS, backtest_record, indicator_frame
 from db.series import (
     SeriesExtent,
@@ -141,6 +141,9 @@ class QuestDBStore:
         try:
             for name, ddl in TABLES.items():
                 self._execute(ddl.format(t=self._t[name]))
+            for name, columns in ADDED_COLUMNS.items():
+                for column in columns:
+                    self._execute(f"ALTER TABLE {self._t[name]} ADD COLUMN IF NOT EXISTS {column}")
         except BaseException:
             self.close()
             raise
@@ -395,6 +398,10 @@ class QuestDBStore:
 
     # Backtests -----------------------------------------------------------------------------
     def put_backtest(self, record: BacktestRecord) -> None:
+        with self._write_lock:
+            self._put_backtest_locked(record)
+
+    def _put_backtest_locked(self, record: BacktestRecord) -> None:
         symbols = {
             "id": record.id, "kind": record.kind, "status": record.status,
             "strategy": record.strategy, "exchange": record.exchange, "symbol": record.symbol,
@@ -405,31 +412,59 @@ class QuestDBStore:
             "created_ns": record.created_ns, "started_ns": record.started_ns,
             "finished_ns": record.finished_ns, "progress": float(record.progress),
             "error": record.error, "spec_json": record.spec_json,
-            "metrics_json": record.metrics_json,
+            "metrics_json": record.metrics_json, "attempt": record.attempt,
+            "worker": record.worker,
         }
-        with self._write_lock:
-            try:
-                self._sender.row(
-                    self._t["backtests"], symbols=symbols, columns=columns,
-                    at=TimestampNanos(record.created_ns),
-                )
-                self._sender.flush()
-            except QuestDBError as error:
-                raise StoreError(
-                    f"writing backtest {record.id} to {self._http_url}: {error}"
-                ) from error
-            self._await_applied(["backtests"])
+        try:
+            self._sender.row(
+                self._t["backtests"], symbols=symbols, columns=columns,
+                at=TimestampNanos(record.created_ns),
+            )
+            self._sender.flush()
+        except QuestDBError as error:
+            raise StoreError(
+                f"writing backtest {record.id} to {self._http_url}: {error}"
+            ) from error
+        self._await_applied(["backtests"])
 
     def put_backtest_results(self, id: str, trades: pl.DataFrame, equity: pl.DataFrame) -> None:
         with self._write_lock:
-            gen_us = self._last_gen_us = max(self._clock() // 1000, self._last_gen_us + 1)
-            frames = results_dataframes(id, gen_us, trades, equity)
-            marker = {"backtest_results": frames.pop("backtest_results")}
-            what = f"writing the results of backtest {id}"
-            # The rows first, the generation marker once they are applied: readers follow the
-            # marker, so they never see half of a generation.
-            self._send_locked(what, frames)
-            self._send_locked(what, marker)
+            self._put_results_locked(id, trades, equity)
+
+    def _put_results_locked(self, id: str, trades: pl.DataFrame, equity: pl.DataFrame) -> None:
+        gen_us = self._last_gen_us = max(self._clock() // 1000, self._last_gen_us + 1)
+        frames = results_dataframes(id, gen_us, trades, equity)
+        marker = {"backtest_results": frames.pop("backtest_results")}
+        what = f"writing the results of backtest {id}"
+        # The rows first, the generation marker once they are applied: readers follow the
+        # marker, so they never see half of a generation.
+        self._send_locked(what, frames)
+        self._send_locked(what, marker)
+
+    def swap_backtest(
+        self,
+        expected: BacktestRecord,
+        record: BacktestRecord,
+        *,
+        trades: pl.DataFrame | None = None,
+        equity: pl.DataFrame | None = None,
+    ) -> bool:
+        # QuestDB has no transaction spanning a read and a write: the compare and the set are
+        # atomic among the threads of this process only. Across processes, a write landing
+        # between this read and this write (a few milliseconds) is not seen.
+        if record.id != expected.id:
+            raise ValueError(f"swap_backtest: ids differ ({expected.id!r}, {record.id!r})")
+        with self._write_lock:
+            if self.backtest(record.id) != expected:
+                return False
+            if trades is not None or equity is not None:
+                self._put_results_locked(
+                    record.id,
+                    trades if trades is not None else pl.DataFrame(schema=BACKTEST_TRADE_SCHEMA),
+                    equity if equity is not None else pl.DataFrame(schema=BACKTEST_EQUITY_SCHEMA),
+                )
+            self._put_backtest_locked(record)
+        return True
 
     def backtest(self, id: str) -> BacktestRecord | None:
         rows = self._query(
@@ -437,6 +472,14 @@ class QuestDBStore:
             (id,),
         )
         return backtest_record(rows[-1]) if rows else None
+
+    def backtest_counts(self, sweep_id: str) -> dict[str, int]:
+        rows = self._query(
+            f"SELECT status, count(*) FROM {self._t['backtests']} WHERE sweep_id = %s"
+            " GROUP BY status",
+            (sweep_id,),
+        )
+        return {status: count for status, count in rows}
 
     def backtests(
         self,

@@ -29,8 +29,11 @@ def backtest_row(record: BacktestRecord) -> tuple[object, ...]:
 
 def backtest_record(row: Sequence[object]) -> BacktestRecord:
     """A row in `BACKTEST_COLUMNS` order as a validated record."""
+    values = dict(zip(BACKTEST_COLUMNS, row, strict=True))
+    if values["attempt"] is None:  # a row written before the column existed (QuestDB)
+        values["attempt"] = 0
     try:
-        return msgspec.convert(dict(zip(BACKTEST_COLUMNS, row, strict=True)), BacktestRecord)
+        return msgspec.convert(values, BacktestRecord)
     except msgspec.ValidationError as error:
         raise StoreError(f"stored backtest {row[0]!r} is not a valid record: {error}") from error
 

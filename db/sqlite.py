@@ -46,7 +46,7 @@ from db.series import (
     summaries,
 )
 from db.sqlite_checkpoint import FALLBACK_PAGES, Checkpointer
-from db.sqlite_tables import BACKFILL_SERIES, INDICATORS_VIEW, SCHEMA
+from db.sqlite_tables import BACKFILL_SERIES, BACKTEST_ADDED_COLUMNS, INDICATORS_VIEW, SCHEMA
 from db.store import (
     BACKTEST_EQUITY_SCHEMA,
     BACKTEST_TRADE_SCHEMA,
@@ -93,6 +93,11 @@ _MIGRATE_CHUNK = 100_000
 
 _TRADE_COLUMNS = ", ".join(BACKTEST_TRADE_SCHEMA)
 _EQUITY_COLUMNS = ", ".join(BACKTEST_EQUITY_SCHEMA)
+_PUT_BACKTEST = (
+    f"INSERT OR REPLACE INTO backtests ({', '.join(BACKTEST_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(BACKTEST_COLUMNS))})"
+)
+_SELECT_BACKTEST = f"SELECT {', '.join(BACKTEST_COLUMNS)} FROM backtests WHERE id = ?"
 
 _MIN_TS = -(2**63)
 _MAX_TS = 2**63 - 1
@@ -135,6 +140,10 @@ class SqliteStore:
                 layout = conn.execute("SELECT type FROM sqlite_master WHERE name = 'indicators'")
                 if layout.fetchone() == ("table",):
                     self._migrate_indicators(conn)
+                have = {row[1] for row in conn.execute("PRAGMA table_info(backtests)")}
+                for name, definition in BACKTEST_ADDED_COLUMNS.items():
+                    if name not in have:
+                        conn.execute(f"ALTER TABLE backtests ADD COLUMN {name} {definition}")
                 conn.execute(INDICATORS_VIEW)
                 conn.execute("COMMIT")
         except sqlite3.Error as error:
@@ -431,39 +440,47 @@ class SqliteStore:
 
     # Backtests -----------------------------------------------------------------------------
     def put_backtest(self, record: BacktestRecord) -> None:
-        marks = ", ".join("?" * len(BACKTEST_COLUMNS))
-        sql = f"INSERT OR REPLACE INTO backtests ({', '.join(BACKTEST_COLUMNS)}) VALUES ({marks})"
-        self._write(f"writing backtest {record.id}", (sql, [backtest_row(record)]))
+        self._write(f"writing backtest {record.id}", (_PUT_BACKTEST, [backtest_row(record)]))
 
     def put_backtest_results(self, id: str, trades: pl.DataFrame, equity: pl.DataFrame) -> None:
-        trade_rows = [
-            (id, seq, *row)
-            for seq, row in enumerate(trades.select(list(BACKTEST_TRADE_SCHEMA)).iter_rows())
-        ]
-        equity_rows = [
-            (id, *row) for row in equity.select(list(BACKTEST_EQUITY_SCHEMA)).iter_rows()
-        ]
-        trade_marks = ", ".join("?" * (len(BACKTEST_TRADE_SCHEMA) + 2))
-        equity_marks = ", ".join("?" * (len(BACKTEST_EQUITY_SCHEMA) + 1))
-        self._write(
-            f"writing the results of backtest {id}",
-            ("DELETE FROM backtest_trades WHERE id = ?", [(id,)]),
-            ("DELETE FROM backtest_equity WHERE id = ?", [(id,)]),
-            (
-                f"INSERT INTO backtest_trades (id, seq, {_TRADE_COLUMNS}) VALUES ({trade_marks})",
-                trade_rows,
-            ),
-            (
-                f"INSERT OR REPLACE INTO backtest_equity (id, {_EQUITY_COLUMNS})"
-                f" VALUES ({equity_marks})",
-                equity_rows,
-            ),
-        )
+        with self._transaction(f"writing the results of backtest {id}") as conn:
+            _write_results(conn, id, trades, equity)
+
+    def swap_backtest(
+        self,
+        expected: BacktestRecord,
+        record: BacktestRecord,
+        *,
+        trades: pl.DataFrame | None = None,
+        equity: pl.DataFrame | None = None,
+    ) -> bool:
+        if record.id != expected.id:
+            raise ValueError(f"swap_backtest: ids differ ({expected.id!r}, {record.id!r})")
+        # One IMMEDIATE transaction: no other writer, in any process, between the read and
+        # the write.
+        with self._transaction(f"writing backtest {record.id}") as conn:
+            found = conn.execute(_SELECT_BACKTEST, (record.id,)).fetchone()
+            if found is None or backtest_record(found) != expected:
+                return False
+            conn.execute(_PUT_BACKTEST, backtest_row(record))
+            if trades is not None or equity is not None:
+                _write_results(
+                    conn, record.id,
+                    trades if trades is not None else pl.DataFrame(schema=BACKTEST_TRADE_SCHEMA),
+                    equity if equity is not None else pl.DataFrame(schema=BACKTEST_EQUITY_SCHEMA),
+                )
+        return True
 
     def backtest(self, id: str) -> BacktestRecord | None:
-        sql = f"SELECT {', '.join(BACKTEST_COLUMNS)} FROM backtests WHERE id = ?"
-        rows = self._read(sql, (id,))
+        rows = self._read(_SELECT_BACKTEST, (id,))
         return backtest_record(rows[0]) if rows else None
+
+    def backtest_counts(self, sweep_id: str) -> dict[str, int]:
+        rows = self._read(
+            "SELECT status, count(*) FROM backtests WHERE sweep_id = ? GROUP BY status",
+            (sweep_id,),
+        )
+        return {status: count for status, count in rows}
 
     def backtests(
         self,
@@ -561,6 +578,29 @@ class SqliteStore:
             return self._connection().execute(sql, params).fetchall()
         except sqlite3.Error as error:
             raise StoreError(f"reading from {self.path}: {error}") from error
+
+
+def _write_results(
+    conn: sqlite3.Connection, id: str, trades: pl.DataFrame, equity: pl.DataFrame
+) -> None:
+    """Replace the trades and equity curve of backtest `id`, inside the caller's transaction."""
+    trade_rows = [
+        (id, seq, *row)
+        for seq, row in enumerate(trades.select(list(BACKTEST_TRADE_SCHEMA)).iter_rows())
+    ]
+    equity_rows = [(id, *row) for row in equity.select(list(BACKTEST_EQUITY_SCHEMA)).iter_rows()]
+    trade_marks = ", ".join("?" * (len(BACKTEST_TRADE_SCHEMA) + 2))
+    equity_marks = ", ".join("?" * (len(BACKTEST_EQUITY_SCHEMA) + 1))
+    conn.execute("DELETE FROM backtest_trades WHERE id = ?", (id,))
+    conn.execute("DELETE FROM backtest_equity WHERE id = ?", (id,))
+    conn.executemany(
+        f"INSERT INTO backtest_trades (id, seq, {_TRADE_COLUMNS}) VALUES ({trade_marks})",
+        trade_rows,
+    )
+    conn.executemany(
+        f"INSERT OR REPLACE INTO backtest_equity (id, {_EQUITY_COLUMNS}) VALUES ({equity_marks})",
+        equity_rows,
+    )
 
 
 def _bounds(start_ns: int | None, end_ns: int | None) -> tuple[int, int]:

@@ -70,6 +70,8 @@ class BacktestRecord(msgspec.Struct, frozen=True, kw_only=True):
     """One backtest run as stored. `spec_json` and `metrics_json` are opaque JSON to the store.
 
     `sweep_id` groups the runs of one parameter sweep (a sweep's own record has `kind="sweep"`).
+    `attempt` is the delivery of the run's queued job that owns the record (0 until a worker
+    claims it, 2 or more after a retry), and `worker` names the worker process holding it.
     """
 
     id: str
@@ -89,6 +91,8 @@ class BacktestRecord(msgspec.Struct, frozen=True, kw_only=True):
     spec_json: str = "{}"
     metrics_json: str | None = None
     sweep_id: str | None = None
+    attempt: int = 0
+    worker: str | None = None
 
 
 class Store(Protocol):
@@ -213,6 +217,20 @@ class Store(Protocol):
         (`BACKTEST_EQUITY_SCHEMA`), replacing any stored for this id."""
         ...
 
+    def swap_backtest(
+        self,
+        expected: BacktestRecord,
+        record: BacktestRecord,
+        *,
+        trades: pl.DataFrame | None = None,
+        equity: pl.DataFrame | None = None,
+    ) -> bool:
+        """Compare and set: replace the stored record with `record` (same id), and store
+        `trades` and `equity` as `put_backtest_results` does when given, only if the stored
+        record still equals `expected` field for field. False (and nothing written) otherwise:
+        someone changed it since `expected` was read."""
+        ...
+
     def backtest(self, id: str) -> BacktestRecord | None: ...
 
     def backtests(
@@ -227,6 +245,11 @@ class Store(Protocol):
         limit: int = 100,
     ) -> list[BacktestRecord]:
         """Records matching every given filter, newest `created_ns` first (then id)."""
+        ...
+
+    def backtest_counts(self, sweep_id: str) -> dict[str, int]:
+        """How many runs of the sweep `sweep_id` are in each status (statuses with none left
+        out)."""
         ...
 
     def backtest_trades(self, id: str, *, offset: int = 0, limit: int = 100) -> pl.DataFrame:

@@ -14,6 +14,7 @@ import threading
 from contextlib import closing
 from pathlib import Path
 
+import msgspec
 import pytest
 
 import db.sqlite
@@ -251,3 +252,24 @@ def test_an_indicator_file_of_one_row_per_value_is_migrated_on_open(
         ).fetchall()
     assert kinds["indicators"] == "view"
     assert long == [(0, "x", 0.1), (0, "y", 7.0)]
+
+
+def test_a_backtests_table_from_before_attempts_gains_them_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with closing(sqlite3.connect(path)) as conn, conn:  # the backtests table before attempts
+        conn.executescript("""
+            CREATE TABLE backtests (id TEXT PRIMARY KEY, kind TEXT NOT NULL,
+                status TEXT NOT NULL, strategy TEXT NOT NULL, exchange TEXT NOT NULL,
+                symbol TEXT NOT NULL, timeframe TEXT NOT NULL, start_ns INTEGER NOT NULL,
+                end_ns INTEGER NOT NULL, created_ns INTEGER NOT NULL, started_ns INTEGER,
+                finished_ns INTEGER, progress REAL NOT NULL, error TEXT,
+                spec_json TEXT NOT NULL, metrics_json TEXT, sweep_id TEXT);
+            INSERT INTO backtests VALUES ('old', 'backtest', 'SUCCEEDED', 'ema_cross', 'sim',
+                'BTC-USDT', '1m', 0, 60, 5, 6, 7, 1.0, NULL, '{}', '{}', NULL);
+        """)
+    store = SqliteStore(path)
+    old = store.backtest("old")
+    assert old is not None and (old.status, old.attempt, old.worker) == ("SUCCEEDED", 0, None)
+    store.put_backtest(msgspec.structs.replace(old, id="new", attempt=2, worker="w:1"))
+    assert store.backtest("new") == msgspec.structs.replace(old, id="new", attempt=2, worker="w:1")
+    store.close()
