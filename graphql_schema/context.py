@@ -9,8 +9,8 @@ from typing import Protocol
 
 import polars as pl
 
-from graphql_schema.backtest_service import BacktestService
 from market.messages import Candle
+from strategies.service import BacktestService
 
 
 class MarketSummary(Protocol):
@@ -134,5 +134,5 @@ class Context:
     limits: Limits
     access: Access = field(default_factory=OpenAccess)
     connection_params: dict[str, object] | None = None
-    # Backtests and sweeps (`graphql_schema.backtest_service`); None where none run.
+    # Backtests and sweeps (`strategies.service`); None where the server offers none.
     backtests: BacktestService | None = None

@@ -1,11 +1,11 @@
 """`candlegraph up`: the embedded system in the foreground.
 
 Starts a NATS server with JetStream (storage under the data directory), then the dataflow,
-the simulator feed and the GraphQL server as child processes that find each other through
-settings passed as `CANDLEGRAPH_*` variables. A child that exits is started again after a
-pause that doubles from `RESTART_DELAY_S` up to `RESTART_DELAY_CAP_S` with each restart of it
-(the flow also restarts its own workers, see `server.flow_process`). SIGINT or SIGTERM stops
-them all.
+the simulator feed, the GraphQL server and a backtest worker as child processes that find
+each other through settings passed as `CANDLEGRAPH_*` variables. A child that exits is started
+again after a pause that doubles from `RESTART_DELAY_S` up to `RESTART_DELAY_CAP_S` with each
+restart of it (the flow also restarts its own workers, see `server.flow_process`). SIGINT or
+SIGTERM stops them all.
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ def run_up(settings: Settings) -> int:
         _Child("the dataflow", [*python, "flow"], env),
         _Child("the simulator", [*python, "simulate"], env),
         _Child("the GraphQL server", [*python, "serve"], env),
+        _Child("the backtest worker", [*python, "worker"], env),
     ]
     children = [nats, *workers]
     try:

@@ -1,0 +1,161 @@
+"""The processes a backtest worker runs its jobs in: one per slot, kept for many jobs.
+
+A slot's process is spawned (not forked: a fork would copy NautilusTrader's runtime and the
+event loop's threads mid-flight), opens its own store from the settings, so candles never
+cross a pipe, and imports the engine once as it starts. It then runs one job at a time
+(`strategies.attempt.run_attempt`), sending back over its pipe every record change to announce
+and, last, how the attempt ended. The process dies with the worker (SIGTERM on the parent's
+death), so a killed worker leaves no job running. A slot whose process dies (the job crashed
+it, or someone killed it) raises `SlotDied` to the worker and starts a fresh process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnContext, SpawnProcess
+
+import msgspec
+
+from db.store import BacktestRecord
+from server.settings import Settings
+from strategies.attempt import AttemptEnd
+from strategies.jobs import Job, decode_job, encode_job
+
+log = logging.getLogger(__name__)
+
+_RECORD = msgspec.json.Decoder(BacktestRecord)
+_END = msgspec.json.Decoder(AttemptEnd)
+
+
+class SlotDied(Exception):
+    """The slot's process ended while it ran a job."""
+
+
+class Slot:
+    """One process of a worker. Create and use it on the event loop's thread: the process is
+    told to die with the thread that started it."""
+
+    def __init__(self, context: SpawnContext, settings: Settings, index: int) -> None:
+        self._context = context
+        self._settings = settings
+        self._index = index
+        self._start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def _start(self) -> None:
+        ours, theirs = self._context.Pipe()
+        self._process: SpawnProcess = self._context.Process(
+            target=slot_main, args=(self._settings, theirs, os.getpid()),
+            name=f"backtest-slot-{self._index}", daemon=True,
+        )
+        self._process.start()
+        theirs.close()
+        self._conn: Connection = ours
+
+    async def run(
+        self, job: Job, attempt: int, worker: str,
+        announce: Callable[[BacktestRecord], Awaitable[None]],
+    ) -> AttemptEnd:
+        """Run attempt `attempt` of `job` in this slot's process, announcing each change it
+        stores. Raises `SlotDied` (and starts a new process) if the process dies meanwhile;
+        cancelling (the worker is stopping) kills the process for good."""
+        try:
+            self._conn.send(("run", encode_job(job), attempt, worker))
+            while True:
+                kind, data = await self._receive()
+                if kind == "record":
+                    await announce(_RECORD.decode(data))
+                else:
+                    return _END.decode(data)
+        except (EOFError, OSError) as error:
+            self._process.join(5)
+            reason = _death(self._process.exitcode)
+            log.error("backtest slot %d (pid %s) %s running %s", self._index, self.pid, reason,
+                      job.id)
+            self._restart()
+            raise SlotDied(f"the worker process {reason}") from error
+        except asyncio.CancelledError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Kill the process (a job it runs is handed back to the queue by the worker)."""
+        self._conn.close()
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(5)
+
+    def _restart(self) -> None:
+        self.close()
+        self._start()
+
+    async def _receive(self) -> tuple[str, bytes]:
+        loop = asyncio.get_running_loop()
+        fd = self._conn.fileno()
+        received: asyncio.Future[tuple[str, bytes]] = loop.create_future()
+
+        def readable() -> None:
+            loop.remove_reader(fd)
+            if received.done():
+                return
+            try:
+                received.set_result(self._conn.recv())
+            except (EOFError, OSError) as error:
+                received.set_exception(error)
+
+        loop.add_reader(fd, readable)
+        try:
+            return await received
+        finally:
+            loop.remove_reader(fd)
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "stopped answering"
+    if exitcode < 0:
+        return f"died (signal {signal.Signals(-exitcode).name})"
+    return f"exited with code {exitcode}"
+
+
+def slot_main(settings: Settings, conn: Connection, parent_pid: int) -> None:
+    """A slot's process: run the jobs the worker sends until it closes the pipe."""
+    from server.logs import configure_logging
+    from server.processes import die_with_parent
+    from server.stores import open_store
+    from strategies.attempt import CandleCache, run_attempt
+
+    die_with_parent()
+    if os.getppid() != parent_pid:
+        return  # the worker died before we could ask to die with it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the worker's to act on
+    configure_logging(settings.log_level, settings.log_format)
+    store = open_store(settings)
+    cache = CandleCache()
+
+    def announce(record: BacktestRecord) -> None:
+        conn.send(("record", msgspec.json.encode(record)))
+
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except EOFError:
+                return
+            _, data, attempt, worker = message
+            end = run_attempt(
+                store, decode_job(data), attempt, worker=worker, announce=announce, candles=cache
+            )
+            conn.send(("end", msgspec.json.encode(end)))
+    finally:
+        with contextlib.suppress(Exception):
+            store.close()
