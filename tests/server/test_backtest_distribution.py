@@ -3,7 +3,7 @@ over one store and one NATS server, all real.
 
 The workers are separate processes (`candlegraph worker --concurrency 1`), killed with
 SIGKILL, paused with SIGSTOP or stopped with SIGTERM as a machine failure would; the servers
-are real uvicorn servers on loopback. The queue's ack wait is short (3 s), so a lost job is
+are real uvicorn servers on loopback. The queue's ack wait is short (2 s), so a lost job is
 delivered again quickly.
 """
 
@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from tests.walks import MINUTE, T0, minute_walk
 
 LONG_BARS = 75_000  # three batches of 25,000 bars: seconds of work
 SHORT_BARS = 3_000
-ACK_WAIT_S = 3.0
+ACK_WAIT_S = 2.0
 RUN = "mutation($input: BacktestInput!) { runBacktest(input: $input) { id status } }"
 SWEEP = """mutation($input: BacktestInput!, $grid: JSON!) {
   runSweep(input: $input, grid: $grid, rankBy: "sharpe") { id } }"""
@@ -270,7 +271,7 @@ async def test_a_run_queued_on_one_server_is_followed_and_cancelled_from_the_oth
     assert await eventually(lambda: queue_is_empty(settings), what="the queue to empty")
 
 
-async def test_restarting_a_server_leaves_the_runs_of_others_alone(
+async def test_restarting_a_server_leaves_the_runs_of_others_alone_and_long_runs_keep_their_job(
     cluster: Cluster, settings: Settings
 ) -> None:
     theirs = submit(cluster.b, ema_input("ETH-USDT", LONG_BARS))
@@ -282,6 +283,9 @@ async def test_restarting_a_server_leaves_the_runs_of_others_alone(
     assert during.status == "RUNNING" and during.attempt == before.attempt == 1
     assert (done.status, done.attempt, done.worker, done.error) == (
         "SUCCEEDED", 1, before.worker, None)
+    # It outlived the ack wait on its first delivery: the worker's in-progress acks held it.
+    assert done.finished_ns is not None and done.started_ns is not None
+    assert (done.finished_ns - done.started_ns) / 1e9 > ACK_WAIT_S
 
 
 async def test_a_worker_killed_mid_run_has_its_job_finished_once_by_another(
@@ -349,6 +353,29 @@ async def test_a_job_that_always_kills_its_worker_fails_after_the_last_attempt(
         " (killed, or silent for the ack wait)"
     )
     assert await eventually(lambda: queue_is_empty(settings), what="the queue to empty")
+
+
+async def test_a_stopped_worker_hands_its_job_back_at_once(
+    cluster: Cluster, settings: Settings
+) -> None:
+    id = submit(cluster.a, ema_input("ETH-USDT", LONG_BARS))
+    first = running(settings, id)
+    stopping = cluster.holder(first)
+    stopped_ns = time.time_ns()
+    stopping.proc.send_signal(signal.SIGTERM)
+    second = wait_until(
+        lambda: (r := record(settings, id)).attempt == 2 and r.status == "RUNNING" and r,
+        timeout_s=60, what="the job's second attempt",
+    )
+    exit_code = stopping.proc.wait(15)
+    cluster.start_worker()
+    post(cluster.a, CANCEL, id=id)
+
+    assert exit_code == 0
+    assert second.worker != stopping.name
+    assert second.started_ns is not None
+    # Handed back, not left to the ack wait.
+    assert (second.started_ns - stopped_ns) / 1e9 < ACK_WAIT_S
 
 
 async def test_a_sweep_over_two_worker_processes_ranks_exactly_as_a_serial_run(

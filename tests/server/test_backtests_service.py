@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.errors import Error as NatsError
 
 from db.sqlite import SqliteStore
 from db.store import BacktestRecord
@@ -27,6 +28,7 @@ from strategies.jobs import TERMINAL
 from strategies.request import BacktestRequest
 from strategies.service import BacktestService
 from strategies.sweep import MAX_COMBINATIONS
+from tests.graphql.live import MonitoredNats
 from tests.servers import NatsServer
 from tests.walks import MINUTE, T0, minute_walk
 
@@ -173,6 +175,29 @@ async def test_starting_a_service_and_a_worker_changes_no_record_of_another_proc
 
     assert ours.status == "SUCCEEDED"
     assert [store.backtest(record.id) for record in left.values()] == list(left.values())
+    store.close()
+
+
+async def test_a_backtest_the_queue_cannot_take_is_refused_and_stored_failed(
+    tmp_path: Path,
+) -> None:
+    without_jetstream = MonitoredNats()
+    store = SqliteStore(tmp_path / "store.sqlite")
+    store.upsert_candles(minute_walk(SHORT_BARS))
+    nc = await nats.connect(without_jetstream.url)
+    try:
+        queue = JetStreamQueue(nc)
+        await queue.start()  # logs that backtests cannot be queued yet; the server stays up
+        service = BacktestService(store, queue, timeframes=("1m",), sweep_max_runs=1)
+        with pytest.raises(NatsError):
+            await service.submit(request("BTC-USDT", SHORT_BARS))
+    finally:
+        await nc.close()
+        without_jetstream.stop()
+
+    [stored] = store.backtests()
+    assert stored.status == "FAILED"
+    assert stored.error is not None and stored.error.startswith("could not be queued: ")
     store.close()
 
 
