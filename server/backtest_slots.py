@@ -2,8 +2,8 @@
 
 A slot's process is spawned (not forked: a fork would copy NautilusTrader's runtime and the
 event loop's threads mid-flight), opens its own store from the settings, so candles never
-cross a pipe, and imports the engine once as it starts. It then runs one job at a time
-(`strategies.attempt.run_attempt`), sending back over its pipe every record change to announce
+cross a pipe, and imports the engine once as it starts. It then runs one claimed job at a time
+(`strategies.attempt.run_claimed`), sending back over its pipe every record change to announce
 and, last, how the attempt ended. The process dies with the worker (SIGTERM on the parent's
 death), so a killed worker leaves no job running. A slot whose process dies (the job crashed
 it, or someone killed it) raises `SlotDied` to the worker and starts a fresh process.
@@ -62,14 +62,14 @@ class Slot:
         self._conn: Connection = ours
 
     async def run(
-        self, job: Job, attempt: int, worker: str,
+        self, job: Job, claimed: BacktestRecord,
         announce: Callable[[BacktestRecord], Awaitable[None]],
     ) -> AttemptEnd:
-        """Run attempt `attempt` of `job` in this slot's process, announcing each change it
-        stores. Raises `SlotDied` (and starts a new process) if the process dies meanwhile;
-        cancelling (the worker is stopping) kills the process for good."""
+        """Run `job`, whose record the worker has claimed, in this slot's process, announcing
+        each change it stores. Raises `SlotDied` (and starts a new process) if the process
+        dies meanwhile; cancelling (the worker is stopping) kills the process for good."""
         try:
-            self._conn.send(("run", encode_job(job), attempt, worker))
+            self._conn.send(("run", encode_job(job), msgspec.json.encode(claimed)))
             while True:
                 kind, data = await self._receive()
                 if kind == "record":
@@ -132,7 +132,7 @@ def slot_main(settings: Settings, conn: Connection, parent_pid: int) -> None:
     from server.logs import configure_logging
     from server.processes import die_with_parent
     from server.stores import open_store
-    from strategies.attempt import CandleCache, run_attempt
+    from strategies.attempt import CandleCache, run_claimed
 
     die_with_parent()
     if os.getppid() != parent_pid:
@@ -151,9 +151,9 @@ def slot_main(settings: Settings, conn: Connection, parent_pid: int) -> None:
                 message = conn.recv()
             except EOFError:
                 return
-            _, data, attempt, worker = message
-            end = run_attempt(
-                store, decode_job(data), attempt, worker=worker, announce=announce, candles=cache
+            _, job, claimed = message
+            end = run_claimed(
+                store, decode_job(job), _RECORD.decode(claimed), announce=announce, candles=cache
             )
             conn.send(("end", msgspec.json.encode(end)))
     finally:

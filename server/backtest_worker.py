@@ -7,6 +7,8 @@ For each job:
 
 - the delivery count is the attempt; a job delivered more than `max_attempts` times is marked
   FAILED with the reason of its last attempt, and acked;
+- the worker claims the run's record under that attempt (`strategies.attempt.claim`) and
+  announces it RUNNING, then hands the job to a free slot's process;
 - while the job runs, the worker sends an in-progress ack every third of the ack wait, so the
   job is not delivered again; a worker that dies (even by SIGKILL) stops sending them, and the
   job goes to another worker after the ack wait, where it runs from the start;
@@ -39,7 +41,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from db.store import BacktestRecord, Store
+from db.store import BacktestRecord, Store, StoreError
 from server.backtest_queue import (
     CONSUMER,
     STREAM,
@@ -50,7 +52,7 @@ from server.backtest_queue import (
 from server.backtest_slots import Slot, SlotDied
 from server.settings import Settings
 from server.stores import open_store
-from strategies.attempt import AttemptEnd, give_up, note_failure
+from strategies.attempt import AttemptEnd, claim, give_up, note_failure
 from strategies.jobs import Job, decode_job
 
 log = logging.getLogger(__name__)
@@ -138,10 +140,20 @@ class BacktestWorker:
             await self._give_up(job, self._max_attempts, None)
             await msg.ack()
             return
+        try:
+            claimed = await asyncio.to_thread(
+                claim, self._store, job, attempt, worker=self.name, clock=self._clock
+            )
+        except StoreError as error:
+            claimed = AttemptEnd(outcome="retry", detail=f"the store failed: {error}")
+        if isinstance(claimed, AttemptEnd):
+            await self._ended(msg, job, attempt, claimed)
+            return
         log.info("backtest %s attempt %d: starting", job.id, attempt)
         keeping = asyncio.create_task(self._keep_alive(msg))
         try:
-            end = await slot.run(job, attempt, self.name, self._queue.announce)
+            await self._queue.announce(claimed)
+            end = await slot.run(job, claimed, self._queue.announce)
         except SlotDied as died:
             await self._lost(msg, job, attempt, str(died))
             return

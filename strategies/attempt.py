@@ -1,15 +1,15 @@
-"""How a queued backtest runs: one attempt at one job, inside a worker process.
+"""How a queued backtest runs: one attempt at one job, in a worker.
 
-A worker (`candlegraph worker`, `server.backtest_worker`) pulls a job from the queue and hands
-it, with the queue's delivery number as the attempt (1, then 2... after a redelivery), to one of
-its processes, which calls `run_attempt`:
+A worker (`candlegraph worker`, `server.backtest_worker`) pulls a job from the queue, claims it
+with the queue's delivery number as the attempt (1, then 2... after a redelivery), and hands it
+to one of its processes, which runs it (`run_attempt` does both in one process):
 
-1. Claim: a compare-and-set of the record from QUEUED (or RUNNING under an earlier attempt,
+1. `claim`: a compare-and-set of the record from QUEUED (or RUNNING under an earlier attempt,
    whose worker was presumed dead) to RUNNING under this attempt, naming this worker. A record
    that has already ended (cancelled while it waited, or finished) is skipped; one claimed by
    a later attempt is left to that attempt.
-2. Load the candles from the store (every run of a sweep reads the same range: a process keeps
-   the last one, `CandleCache`).
+2. `run_claimed`: load the candles from the store (every run of a sweep reads the same range:
+   a process keeps the last one, `CandleCache`).
 3. Run `strategies.runner.run_backtest`. After every batch of bars its progress is stored with
    a compare-and-set against the record as this attempt last wrote it; if that fails, someone
    cancelled the run or a later attempt took it over, and this attempt stops there, within a
@@ -128,38 +128,78 @@ def run_attempt(
     candles: CandleCache | None = None,
     clock: Clock = time.time_ns,
 ) -> AttemptEnd:
-    """Run attempt `attempt` of `job` (see the module docstring). Never raises for the run's
-    own failures, which it stores; a store failure ends it with `retry`."""
+    """Run attempt `attempt` of `job` (see the module docstring): `claim`, announce, then
+    `run_claimed`. Never raises for the run's own failures, which it stores; a store failure
+    ends it with `retry`."""
     try:
-        return _Attempt(store, job, attempt, worker, announce, candles or CandleCache(),
-                        clock).run()
+        claimed = claim(store, job, attempt, worker=worker, clock=clock)
     except StoreError as error:
-        log.warning("backtest %s attempt %d: the store failed: %s", job.id, attempt, error)
-        return AttemptEnd(outcome="retry", detail=f"the store failed: {error}")
+        return _retry(job, attempt, error)
+    if isinstance(claimed, AttemptEnd):
+        return claimed
+    announce(claimed)
+    return run_claimed(store, job, claimed, announce=announce, candles=candles, clock=clock)
+
+
+def claim(
+    store: AttemptStore, job: Job, attempt: int, *, worker: str, clock: Clock = time.time_ns
+) -> BacktestRecord | AttemptEnd:
+    """Step 1: the record, now RUNNING under `attempt` and held by `worker` (announce it),
+    or how the attempt ends without running. For a sweep's run, the sweep is RUNNING too.
+    Raises `StoreError`."""
+    while True:
+        found = store.backtest(job.id)
+        if found is None:
+            return AttemptEnd(outcome="gone", detail="no record has this id")
+        if found.status in TERMINAL:
+            return AttemptEnd(outcome="gone", status=found.status, detail="already ended")
+        if found.attempt >= attempt:
+            return AttemptEnd(outcome="superseded", detail=f"attempt {found.attempt} holds it")
+        claimed = msgspec.structs.replace(
+            found, status="RUNNING", attempt=attempt, worker=worker, started_ns=clock(),
+            progress=0.0, error=None,
+        )
+        if store.swap_backtest(found, claimed):
+            return claimed
+
+
+def run_claimed(
+    store: AttemptStore,
+    job: Job,
+    claimed: BacktestRecord,
+    *,
+    announce: Announce,
+    candles: CandleCache | None = None,
+    clock: Clock = time.time_ns,
+) -> AttemptEnd:
+    """Steps 2 to 5 for a record `claim` gave (see the module docstring)."""
+    try:
+        if job.sweep_id is not None:
+            start_sweep(store, job.sweep_id, clock(), announce)
+        return _Attempt(store, job, claimed, announce, candles or CandleCache(), clock).run()
+    except StoreError as error:
+        return _retry(job, claimed.attempt, error)
+
+
+def _retry(job: Job, attempt: int, error: StoreError) -> AttemptEnd:
+    log.warning("backtest %s attempt %d: the store failed: %s", job.id, attempt, error)
+    return AttemptEnd(outcome="retry", detail=f"the store failed: {error}")
 
 
 class _Attempt:
     def __init__(
-        self, store: AttemptStore, job: Job, attempt: int, worker: str, announce: Announce,
+        self, store: AttemptStore, job: Job, claimed: BacktestRecord, announce: Announce,
         candles: CandleCache, clock: Clock,
     ) -> None:
         self.store = store
         self.job = job
-        self.attempt = attempt
-        self.worker = worker
+        self.attempt = claimed.attempt
         self.announce = announce
         self.candles = candles
         self.clock = clock
-        self.current: BacktestRecord | None = None
+        self.current = claimed
 
     def run(self) -> AttemptEnd:
-        claimed = self._claim()
-        if isinstance(claimed, AttemptEnd):
-            return claimed
-        self.current = claimed
-        self.announce(claimed)
-        if self.job.sweep_id is not None:
-            start_sweep(self.store, self.job.sweep_id, self.clock(), self.announce)
         try:
             result = run_backtest(
                 self.candles.get(self.store, self.job), self.job.spec, on_progress=self._progress
@@ -178,27 +218,8 @@ class _Attempt:
             advance_sweep(self.store, self.job.sweep_id, self.clock(), self.announce)
         return end
 
-    def _claim(self) -> BacktestRecord | AttemptEnd:
-        while True:
-            found = self.store.backtest(self.job.id)
-            if found is None:
-                return AttemptEnd(outcome="gone", detail="no record has this id")
-            if found.status in TERMINAL:
-                return AttemptEnd(outcome="gone", status=found.status, detail="already ended")
-            if found.attempt >= self.attempt:
-                return AttemptEnd(
-                    outcome="superseded", detail=f"attempt {found.attempt} holds it"
-                )
-            claimed = msgspec.structs.replace(
-                found, status="RUNNING", attempt=self.attempt, worker=self.worker,
-                started_ns=self.clock(), progress=0.0, error=None,
-            )
-            if self.store.swap_backtest(found, claimed):
-                return claimed
-
     def _progress(self, fraction: float) -> None:
         current = self.current
-        assert current is not None
         if fraction <= current.progress:
             found = self.store.backtest(current.id)
             if found != current:
@@ -227,7 +248,6 @@ class _Attempt:
         return self._end(self._final("FAILED", error=error))
 
     def _final(self, status: str, **changes: object) -> BacktestRecord:
-        assert self.current is not None
         return msgspec.structs.replace(
             self.current, status=status, finished_ns=self.clock(), **changes
         )
@@ -236,7 +256,6 @@ class _Attempt:
         self, record: BacktestRecord, *, trades: pl.DataFrame | None = None,
         equity: pl.DataFrame | None = None,
     ) -> AttemptEnd:
-        assert self.current is not None
         if not self.store.swap_backtest(self.current, record, trades=trades, equity=equity):
             return self._stopped(self.store.backtest(record.id))
         self.current = record

@@ -115,10 +115,10 @@ class BacktestService:
         for an unknown strategy, a bad parameter or spec field, an empty range or a range with
         no stored candles."""
         spec = check_request(request, timeframes=self._timeframes)
-        await asyncio.to_thread(check_stored, self._store, spec, request)
         record = self._record(spec, request, kind="backtest", spec_json=_json(spec))
         job = Job(id=record.id, spec=spec, start_ns=request.start_ns, end_ns=request.end_ns)
-        await asyncio.to_thread(self._store.put_backtest, record)
+        # One trip to a thread for both: each costs more than the small read and write.
+        await asyncio.to_thread(self._check_and_put, spec, request, [record])
         await self._enqueue([job], [record])
         return record
 
@@ -131,7 +131,6 @@ class BacktestService:
         base = base_spec(request, timeframes=self._timeframes)
         plan = plan_sweep(base, grid, rank_by, max_runs=self._sweep_max_runs)
         check_range(request)
-        await asyncio.to_thread(check_stored, self._store, base, request)
         sweep = self._record(base, request, kind="sweep", spec_json=plan_json(plan))
         runs = [
             self._record(spec, request, kind="backtest", spec_json=_json(spec), sweep_id=sweep.id)
@@ -142,7 +141,7 @@ class BacktestService:
                 sweep_id=sweep.id, keep_equity=False)
             for run, spec in zip(runs, plan.runs, strict=True)
         ]
-        await asyncio.to_thread(self._put_all, [sweep, *runs])
+        await asyncio.to_thread(self._check_and_put, base, request, [sweep, *runs])
         await self._enqueue(jobs, [sweep, *runs])
         return sweep
 
@@ -233,6 +232,12 @@ class BacktestService:
             start_ns=request.start_ns, end_ns=request.end_ns, created_ns=created,
             spec_json=spec_json, sweep_id=sweep_id,
         )
+
+    def _check_and_put(
+        self, spec: BacktestSpec, request: BacktestRequest, records: list[BacktestRecord]
+    ) -> None:
+        check_stored(self._store, spec, request)
+        self._put_all(records)
 
     def _put_all(self, records: list[BacktestRecord]) -> None:
         for record in records:
