@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -159,4 +160,5 @@ class JetStreamQueue:
         try:
             yield mailbox
         finally:
-            await sub.unsubscribe()
+            with contextlib.suppress(NatsError):  # a closing connection drops it anyway
+                await sub.unsubscribe()

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext, SpawnProcess
@@ -60,6 +61,15 @@ class Slot:
         self._process.start()
         theirs.close()
         self._conn: Connection = ours
+        # A thread per process reads its pipe with blocking reads: the event loop may be
+        # uvloop (NautilusTrader installs it), whose add_reader makes the descriptor
+        # non-blocking, and a Connection cannot read a message that arrives in parts then.
+        self._inbox: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+        self._reader = threading.Thread(
+            target=_read_pipe, args=(ours, self._inbox, asyncio.get_running_loop()),
+            name=f"backtest-slot-{self._index}-pipe", daemon=True,
+        )
+        self._reader.start()
 
     async def run(
         self, job: Job, claimed: BacktestRecord,
@@ -68,6 +78,10 @@ class Slot:
         """Run `job`, whose record the worker has claimed, in this slot's process, announcing
         each change it stores. Raises `SlotDied` (and starts a new process) if the process
         dies meanwhile; cancelling (the worker is stopping) kills the process for good."""
+        if not self._process.is_alive():  # it died between jobs: not this job's doing
+            log.error("backtest slot %d (pid %s) %s while idle; starting it again",
+                      self._index, self.pid, _death(self._process.exitcode))
+            self._restart()
         try:
             self._conn.send(("run", encode_job(job), msgspec.json.encode(claimed)))
             while True:
@@ -79,8 +93,8 @@ class Slot:
         except (EOFError, OSError) as error:
             self._process.join(5)
             reason = _death(self._process.exitcode)
-            log.error("backtest slot %d (pid %s) %s running %s", self._index, self.pid, reason,
-                      job.id)
+            log.error("backtest slot %d (pid %s) %s running %s (%r)", self._index, self.pid,
+                      reason, job.id, error)
             self._restart()
             raise SlotDied(f"the worker process {reason}") from error
         except asyncio.CancelledError:
@@ -89,34 +103,40 @@ class Slot:
 
     def close(self) -> None:
         """Kill the process (a job it runs is handed back to the queue by the worker)."""
-        self._conn.close()
         if self._process.is_alive():
             self._process.kill()
         self._process.join(5)
+        # Its end of the pipe closed with it: the reader thread has read the end of it.
+        self._reader.join(5)
+        self._conn.close()
 
     def _restart(self) -> None:
         self.close()
         self._start()
 
     async def _receive(self) -> tuple[str, bytes]:
-        loop = asyncio.get_running_loop()
-        fd = self._conn.fileno()
-        received: asyncio.Future[tuple[str, bytes]] = loop.create_future()
+        message = await self._inbox.get()
+        if message is None:
+            raise EOFError("the slot's pipe closed")
+        return message
 
-        def readable() -> None:
-            loop.remove_reader(fd)
-            if received.done():
-                return
-            try:
-                received.set_result(self._conn.recv())
-            except (EOFError, OSError) as error:
-                received.set_exception(error)
 
-        loop.add_reader(fd, readable)
+def _read_pipe(
+    conn: Connection, inbox: asyncio.Queue[tuple[str, bytes] | None],
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """Hand each message of the pipe to the event loop, then None once it closes."""
+    while True:
         try:
-            return await received
-        finally:
-            loop.remove_reader(fd)
+            message: tuple[str, bytes] | None = conn.recv()
+        except (EOFError, OSError):
+            message = None
+        try:
+            loop.call_soon_threadsafe(inbox.put_nowait, message)
+        except RuntimeError:  # the loop has closed
+            return
+        if message is None:
+            return
 
 
 def _death(exitcode: int | None) -> str:
