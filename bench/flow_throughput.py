@@ -10,13 +10,18 @@ as one message per symbol per second of event time (a JSON array). Then, with ev
   indicators, SQLite writes and NATS publishing are all in;
 - `aggregator_trades_per_s`: `CandleAggregator.add_batch` alone, in this process, on the
   decoded columns in batches of about 10,000 trades (what the flow hands it);
-- `decoder_trades_per_s`: `TradeDecoder.decode` alone, the same messages;
+- `decoder_trades_per_s`: `TradeDecoder.decode` (the compiled parser) alone, the same
+  messages; `msgspec_decoder_trades_per_s`: the same through msgspec alone
+  (`bench/msgspec_decoder.py`), the baseline the parser must beat;
 - `polars_batch_trades_per_s`: polars computing the same OHLCV, count and vwap per symbol and
   bucket for all timeframes, from columns (for reference: a batch engine, no streaming rules).
 
 It also prints what the run produced (`flow_candles_closed`, `flow_indicator_values`).
 
     python bench/flow_throughput.py [--trades N] [--symbols N] [--event-seconds S]
+                                    [--decoder compiled|msgspec]
+
+With `--decoder msgspec` the flow runs without the compiled parser (for the comparison).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from pathlib import Path
 import nats
 import numpy as np
 import polars as pl
+from msgspec_decoder import MsgspecTradeDecoder
 
 from flows.streams import ensure_streams
 from flows.subjects import trades_subject
@@ -113,7 +119,9 @@ async def watch_flow(url: str, total: int, timeout_s: float) -> float:
         await nc.drain()
 
 
-def flow_rate(messages: list[tuple[str, bytes]], trades: int) -> tuple[float, int, int]:
+def flow_rate(
+    messages: list[tuple[str, bytes]], trades: int, decoder: str = "compiled"
+) -> tuple[float, int, int]:
     with tempfile.TemporaryDirectory(prefix="flow-bench-") as tmp:
         root = Path(tmp)
         port = free_port()
@@ -130,7 +138,10 @@ def flow_rate(messages: list[tuple[str, bytes]], trades: int) -> tuple[float, in
             env = {k: v for k, v in os.environ.items() if not k.startswith("CANDLEGRAPH_")}
             env.update(CANDLEGRAPH_NATS_URL=url, CANDLEGRAPH_DATA_DIR=str(root / "data"),
                        CANDLEGRAPH_LOG_LEVEL="WARNING")
-            flow = subprocess.Popen([sys.executable, "-m", "server.cli", "flow"], env=env)
+            command = ["-m", "server.cli", "flow"]
+            if decoder == "msgspec":  # one worker, as `flow` starts it, with msgspec decoding
+                command = [str(Path(__file__).with_name("msgspec_decoder.py"))]
+            flow = subprocess.Popen([sys.executable, *command], env=env)
             seconds = asyncio.run(watch_flow(url, len(messages), timeout_s=600))
             db = sqlite3.connect(root / "data" / "candlegraph.sqlite")
             candles = db.execute("SELECT count(*) FROM candles").fetchone()[0]
@@ -144,7 +155,9 @@ def flow_rate(messages: list[tuple[str, bytes]], trades: int) -> tuple[float, in
             server.wait(timeout=10)
 
 
-def core_rates(messages: list[tuple[str, bytes]], trades: int) -> tuple[float, float]:
+def core_rates(
+    messages: list[tuple[str, bytes]], trades: int
+) -> tuple[float, float, float]:
     decoder = TradeDecoder(max_future_ns=10**18)
     keyed = [(("bench", s.split(".")[2]), d) for s, d in messages]
     chunks: list[list[tuple[tuple[str, str], bytes]]] = []
@@ -161,13 +174,20 @@ def core_rates(messages: list[tuple[str, bytes]], trades: int) -> tuple[float, f
     started = time.perf_counter()
     batches = [decoder.decode(c, now_ns=START_NS).batch for c in chunks]
     decode_rate = trades / (time.perf_counter() - started)
+    baseline = MsgspecTradeDecoder(max_future_ns=10**18)
+    started = time.perf_counter()
+    plain = [baseline.decode(c, now_ns=START_NS).batch for c in chunks]
+    msgspec_rate = trades / (time.perf_counter() - started)
+    for fast, slow in zip(batches, plain, strict=True):  # the same columns, to the bit
+        for name in ("ts", "price", "size", "side", "ids"):
+            assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
     warm = CandleAggregator(parse_timeframes(list(STANDARD_TIMEFRAMES)))
     warm.add_batch(batches[0])
     agg = CandleAggregator(parse_timeframes(list(STANDARD_TIMEFRAMES)))
     started = time.perf_counter()
     for batch in batches:
         agg.add_batch(batch)
-    return decode_rate, trades / (time.perf_counter() - started)
+    return decode_rate, msgspec_rate, trades / (time.perf_counter() - started)
 
 
 def polars_rate(messages: list[tuple[str, bytes]], trades: int) -> float:
@@ -198,14 +218,17 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--event-seconds", type=int, default=60,
                         help="event time the trades span (sets candles per trade)")
+    parser.add_argument("--decoder", choices=["compiled", "msgspec"], default="compiled",
+                        help="the flow's trade decoder (msgspec: without the compiled parser)")
     args = parser.parse_args()
     messages = make_messages(args.trades, args.symbols, args.event_seconds)
     trades = args.trades // args.symbols * args.symbols
-    rate, candles, values = flow_rate(messages, trades)
-    decode_rate, aggregator_rate = core_rates(messages, trades)
-    print(f"flow_trades_per_s: {rate:,.0f} trades/s")
+    rate, candles, values = flow_rate(messages, trades, args.decoder)
+    decode_rate, msgspec_rate, aggregator_rate = core_rates(messages, trades)
+    print(f"flow_trades_per_s: {rate:,.0f} trades/s ({args.decoder} decoder)")
     print(f"aggregator_trades_per_s: {aggregator_rate:,.0f} trades/s")
     print(f"decoder_trades_per_s: {decode_rate:,.0f} trades/s")
+    print(f"msgspec_decoder_trades_per_s: {msgspec_rate:,.0f} trades/s")
     print(f"polars_batch_trades_per_s: {polars_rate(messages, trades):,.0f} trades/s")
     print(f"flow_messages: {len(messages)} messages")
     print(f"flow_candles_closed: {candles} candles")

@@ -4,6 +4,8 @@
   each batch one committed transaction;
 - `embedded_flow_candles_per_s`: the same closer to what the flow's sink writes: 100 symbols,
   batches of 300 candles in key order, so each commit touches 100 series;
+- `embedded_import_candles_per_s`: what `candlegraph import` writes: one market's 1-minute
+  candles in batches of 20,000 in key order;
 - `embedded_indicator_values_per_s`: `SqliteStore.upsert_indicators` with the default
   indicators' 19 values per closed 1-second candle of 100 symbols, sorted as the flow's sink
   sorts them, in batches of 300 candles (5,700 values, about what the flow's sink writes at a
@@ -31,6 +33,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import msgspec
 import pandas as pd
 from questdb import Sender
 
@@ -177,6 +180,12 @@ def main() -> None:
     flow_candles = synthetic_candles(60_000, FLOW_SYMBOLS)
     rate = embedded_rate(flow_candles, per_batch=300, in_key_order=True)
     print(f"embedded_flow_candles_per_s: {rate:,.0f} candles/s")
+    one_market = [
+        msgspec.structs.replace(c, timeframe="1m", ts=T0 + i * 60 * 10**9)
+        for i, c in enumerate(synthetic_candles(200_000, ("BTC-USDT",)))
+    ]
+    rate = embedded_rate(one_market, per_batch=20_000, in_key_order=True)
+    print(f"embedded_import_candles_per_s: {rate:,.0f} candles/s")
     points = synthetic_indicator_points(args.indicator_candles)
     rate = embedded_indicator_rate(points, per_batch=300 * len(IndicatorSet().keys))
     print(f"embedded_indicator_values_per_s: {rate:,.0f} values/s")

@@ -3,11 +3,13 @@
 The questdb client serializes a whole pandas frame in native code (millions of rows a second),
 so writes build columns with numpy and hand them over, never a Python loop of `row()` calls.
 SYMBOL columns are pandas categoricals; the designated timestamp is the `ts` column
-(datetime64[ns]).
+(datetime64[ns]). A candle without a trade count or a VWAP is written with those cells null
+(a missing cell, and NaN, which QuestDB's DOUBLE stores as null).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -42,14 +44,25 @@ def candles_dataframe(candles: Sequence[Candle]) -> pd.DataFrame:
             "low": np.fromiter((c.low for c in candles), np.float64, len(candles)),
             "close": np.fromiter((c.close for c in candles), np.float64, len(candles)),
             "volume": np.fromiter((c.volume for c in candles), np.float64, len(candles)),
-            "trades": np.fromiter((c.trades for c in candles), np.int64, len(candles)),
-            "vwap": np.fromiter((c.vwap for c in candles), np.float64, len(candles)),
+            "trades": _counts([c.trades for c in candles]),
+            "vwap": np.fromiter(
+                (math.nan if c.vwap is None else c.vwap for c in candles), np.float64,
+                len(candles),
+            ),
             "closed": np.fromiter((c.closed for c in candles), np.bool_, len(candles)),
             "ts": np.fromiter((c.ts for c in candles), np.int64, len(candles)).astype(
                 "datetime64[ns]"
             ),
         }
     )
+
+
+def _counts(values: list[int | None]) -> np.ndarray | pd.arrays.IntegerArray:
+    """Trade counts as int64, or as a nullable column when some are None: the DataFrame path
+    leaves a null cell out of its row, so QuestDB stores null, not a number."""
+    if None in values:
+        return pd.array(values, dtype="Int64")
+    return np.array(values, dtype=np.int64)
 
 
 def sender_for(url: str, **options: Any) -> Sender:

@@ -54,6 +54,7 @@ from db.rows import BACKTEST_COLUMNS, backtest_record, indicator_frame
 from db.series import (
     SeriesExtent,
     bucket_closed,
+    bucket_vwap,
     resample_steps,
     resample_window,
     source_range,
@@ -237,16 +238,21 @@ class QuestDBStore:
             buckets = self._sampled(key, width, (lo, hi), limit, from_start)
         source_end = last_ns + source_step
         candles = []
-        for bucket_us, open_, high, low, close, volume, trades, notional, forming in buckets:
+        for (
+            bucket_us, open_, high, low, close, volume, trades, notional, forming, rows,
+            trades_known, vwap_known,
+        ) in buckets:
             bucket = bucket_us * 1000
             if bucket % step:
                 raise StoreError(
                     f"QuestDB returned a {timeframe} bucket at {bucket} ns, not aligned to the"
                     " epoch; expected SAMPLE BY ... ALIGN TO CALENDAR buckets to be"
                 )
+            # A bucket's trade count and VWAP are known only when every source candle's is.
             candles.append(Candle(
-                exchange, symbol, timeframe, bucket, open_, high, low, close, volume, trades,
-                notional / volume if volume > 0 else close,
+                exchange, symbol, timeframe, bucket, open_, high, low, close, volume,
+                trades if trades_known == rows else None,
+                bucket_vwap(notional if vwap_known == rows else None, volume, close),
                 bucket_closed(bucket, step, forming == 0, source_end),
             ))
         return candles
@@ -266,13 +272,15 @@ class QuestDBStore:
         rows = self._query(
             f"""
             SELECT cast(ts AS LONG) AS ts_us, open, high, low, close, volume, trades, notional,
-                   forming
+                   forming, source_rows, trades_known, vwap_known
             FROM (
                 SELECT * FROM (
                     SELECT ts, first(open) AS open, max(high) AS high, min(low) AS low,
                            last(close) AS close, sum(volume) AS volume, sum(trades) AS trades,
                            sum(vwap * volume) AS notional,
-                           sum(CASE WHEN closed THEN 0 ELSE 1 END) AS forming
+                           sum(CASE WHEN closed THEN 0 ELSE 1 END) AS forming,
+                           count() AS source_rows, count(trades) AS trades_known,
+                           count(vwap) AS vwap_known
                     FROM {self._t['candles']}
                     WHERE exchange = %s AND symbol = %s AND timeframe = %s
                       AND ts >= cast(%s AS TIMESTAMP) AND ts < cast(%s AS TIMESTAMP)

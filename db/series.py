@@ -86,6 +86,14 @@ def resample_window(
     return max(lo, end - end % step - (limit - 1) * step), hi
 
 
+def bucket_vwap(notional: float | None, volume: float, close: float) -> float | None:
+    """A resampled bucket's VWAP from Σ vwap·volume of its source candles: None when a source
+    candle has no VWAP (`notional` None), the close when the volume is zero."""
+    if notional is None:
+        return None
+    return notional / volume if volume > 0 else close
+
+
 def bucket_closed(bucket_ns: int, step: int, all_closed: bool, source_end_ns: int) -> bool:
     """A resampled bucket is closed when its source candles all are and the source series
     reaches the bucket's end (`source_end_ns`: the end of the latest stored source candle)."""

@@ -12,6 +12,10 @@ per commit (a WAL page per series touched is what a commit costs; rows clustered
 touch one each). That writes values about five times as fast as one row per value.
 `indicators` is a view with the earlier one-row-per-value shape, for SQL by hand. A file with
 the earlier `indicators` table is migrated when opened (`db.sqlite`).
+
+`candles.trades` and `candles.vwap` are NULL for candles that do not carry them (an exchange's
+OHLCV history). Files from before that had them NOT NULL; `NULLABLE_CANDLES` rebuilds such a
+`candles` table once, when the file is opened.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ CREATE TABLE IF NOT EXISTS candles (
     low REAL NOT NULL,
     close REAL NOT NULL,
     volume REAL NOT NULL,
-    trades INTEGER NOT NULL,
-    vwap REAL NOT NULL,
+    trades INTEGER,
+    vwap REAL,
     closed INTEGER NOT NULL,
     PRIMARY KEY (exchange, symbol, timeframe, ts)
 ) WITHOUT ROWID;
@@ -134,3 +138,30 @@ FROM (SELECT exchange, symbol, timeframe, min(ts) AS first_ns, max(ts) AS last_n
 JOIN candles AS c ON c.exchange = g.exchange AND c.symbol = g.symbol
                  AND c.timeframe = g.timeframe AND c.ts = g.last_ns
 """
+
+#: Rebuild a `candles` table whose `trades` and `vwap` are NOT NULL (files from before
+#: exchange candles) with the columns of `SCHEMA`, keeping every row: SQLite cannot drop a NOT
+#: NULL constraint in place. Statements to run one by one inside the opening transaction.
+NULLABLE_CANDLES: tuple[str, ...] = (
+    """CREATE TABLE candles_nullable (
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        timeframe TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        open REAL NOT NULL,
+        high REAL NOT NULL,
+        low REAL NOT NULL,
+        close REAL NOT NULL,
+        volume REAL NOT NULL,
+        trades INTEGER,
+        vwap REAL,
+        closed INTEGER NOT NULL,
+        PRIMARY KEY (exchange, symbol, timeframe, ts)
+    ) WITHOUT ROWID""",
+    """INSERT INTO candles_nullable
+        SELECT exchange, symbol, timeframe, ts, open, high, low, close, volume, trades, vwap,
+               closed
+        FROM candles""",
+    "DROP TABLE candles",
+    "ALTER TABLE candles_nullable RENAME TO candles",
+)

@@ -8,7 +8,9 @@ and says what to store, publish, dead-letter and ack:
 - forming candles are published at most once per `forming_interval` per market and
   timeframe; a held-back update goes out when its interval ends (a `notify_at` timer);
 - final candles (the watermark passed their end) update the indicators; their values are
-  stored and published on the closed candle (re-published if it closed in an earlier batch);
+  stored and published on the closed candle (re-published if it closed in an earlier batch).
+  A series' first final candle since start-up (with no snapshot of it) first warms its
+  indicators from the candles stored before it (`FlowOptions.history`, `flows.history`);
 - rejected elements, late trades and spikes become dead letters with their reason.
 
 Processing time drives two timers through `notify_at`: the throttle above, and the idle
@@ -22,6 +24,7 @@ from the clock when a worker resumes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pickle
 import time
@@ -40,7 +43,7 @@ from flows.subjects import key_of_trades_subject, trades_subject
 from flows.throttle import FormingThrottle
 from market.aggregator import LATE, SPIKE, AddResult, CandleAggregator
 from market.candle_columns import CandleColumns
-from market.indicator_book import IndicatorBook
+from market.indicator_book import History, IndicatorBook
 from market.indicators import DEFAULT_INDICATORS, IndicatorSpec
 from market.json_trades import TradeDecoder
 from market.messages import Candle, DeadLetter, Rejected, Trade, encode
@@ -65,6 +68,9 @@ class FlowOptions:
     max_future_ns: int
     flush_at_eof: bool
     now_ns: Callable[[], int]
+    on_snapshot: Callable[[], None] | None = None
+    #: Stored candles that warm the indicators of a series met for the first time.
+    history: History | None = None
 
     @property
     def idle_after_ns(self) -> int:
@@ -181,6 +187,8 @@ class CandleLogic(StatefulBatchLogic[RawMessage, FlowOutput, bytes]):
         return None if due is None else datetime.fromtimestamp(due / 1e9, UTC)
 
     def snapshot(self) -> bytes:
+        if self.options.on_snapshot is not None:
+            self.options.on_snapshot()
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
     # Outputs -----------------------------------------------------------------------------
@@ -241,7 +249,7 @@ class CandleLogic(StatefulBatchLogic[RawMessage, FlowOutput, bytes]):
         candles published in this output, or publish the final candle again with them."""
         if not len(final):
             return [], []
-        values = self.state.indicators.update(final)
+        values = self.state.indicators.update(final, self.options.history)
         position = {
             key: i for i, key in enumerate(zip(
                 closed.market.tolist(), closed.timeframe.tolist(), closed.ts.tolist(),
@@ -268,7 +276,7 @@ class CandleLogic(StatefulBatchLogic[RawMessage, FlowOutput, bytes]):
 def warm_up(options: FlowOptions) -> None:
     """Load the compiled kernels (from numba's cache, or compile them) before any message
     arrives, so the first batch is not slowed by it."""
-    logic = CandleLogic(options, None)
+    logic = CandleLogic(dataclasses.replace(options, history=None), None)
     now = options.now_ns()
     trades = [Trade("warm", "UP-USDT", now - 2 * 10**9 + i, 1.0, 1.0, "buy", str(i + 1))
               for i in range(2)]

@@ -24,6 +24,7 @@ from flows.candle_logic import CandleLogic, FlowOptions, warm_up
 from flows.jetstream_source import RawMessage
 from flows.outputs import FlowOutput
 from flows.shards import Shards
+from market.indicator_book import History
 from market.indicators import DEFAULT_INDICATORS, IndicatorSpec
 from market.messages import DEFAULT_MAX_FUTURE_NS
 from market.spike_filter import SpikeFilter
@@ -43,9 +44,13 @@ def build_flow(
     now_ns: Callable[[], int] = time.time_ns,
     max_future_ns: int = DEFAULT_MAX_FUTURE_NS,
     flush_at_eof: bool = False,
+    on_snapshot: Callable[[], None] | None = None,
+    history: History | None = None,
 ) -> Dataflow:
     """Wire the candle dataflow. `flush_at_eof` closes every candle when a finite input ends;
-    `shards` is the number of aggregators (one per worker)."""
+    `shards` is the number of aggregators (one per worker); `on_snapshot` is called each time
+    a shard's state is snapshotted; `history` gives the stored candles that warm the
+    indicators of a series met for the first time (`flows.history`)."""
     options = FlowOptions(
         timeframes=tuple(sorted(timeframes)),
         allowed_lateness_ns=int(allowed_lateness / timedelta(microseconds=1)) * 1000,
@@ -55,6 +60,8 @@ def build_flow(
         max_future_ns=max_future_ns,
         flush_at_eof=flush_at_eof,
         now_ns=now_ns,
+        on_snapshot=on_snapshot,
+        history=history,
     )
 
     warm_up(options)

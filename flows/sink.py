@@ -26,6 +26,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from db.store import Store
 from flows.delivery import publish_all
+from flows.metrics import FlowMetrics
 from flows.nats_bridge import NatsBridge
 from flows.outputs import FlowOutput
 from flows.stats import FlowStats
@@ -48,10 +49,12 @@ class StoreAndPublishSink(DynamicSink[FlowOutput]):
         *,
         stats_interval_s: float = 10.0,
         restarts: int = 0,
+        metrics: FlowMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._nats_url = nats_url
         self._restarts = restarts
+        self._metrics = metrics
         self._open_store = open_store
         self._stats_interval_s = stats_interval_s
         self._clock = clock
@@ -61,7 +64,7 @@ class StoreAndPublishSink(DynamicSink[FlowOutput]):
     ) -> _StoreAndPublishPartition:
         bridge = NatsBridge(self._nats_url, name=f"candlegraph-{step_id}-{worker_index}")
         stats = FlowStats(worker_index, interval_s=self._stats_interval_s, clock=self._clock,
-                          restarts=self._restarts)
+                          restarts=self._restarts, metrics=self._metrics)
         return _StoreAndPublishPartition(bridge, self._open_store(), stats)
 
 
@@ -73,6 +76,12 @@ class _StoreAndPublishPartition(StatelessSinkPartition[FlowOutput]):
         self._publishing: concurrent.futures.Future[int] | None = None
 
     def write_batch(self, items: list[FlowOutput]) -> None:
+        started = time.perf_counter()
+        self._write_batch(items)
+        if self._stats.metrics is not None:
+            self._stats.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    def _write_batch(self, items: list[FlowOutput]) -> None:
         # A store error propagates: the flow stops without acking, and the messages come back.
         # Rows go in key order, which SQLite's B-trees take about twice as fast.
         closed = sorted(

@@ -18,15 +18,19 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
+from flows.metrics import FlowMetrics
+
 log = logging.getLogger(__name__)
 
 
 class FlowStats:
     def __init__(
-        self, worker: int, *, interval_s: float, clock: Callable[[], float], restarts: int = 0
+        self, worker: int, *, interval_s: float, clock: Callable[[], float], restarts: int = 0,
+        metrics: FlowMetrics | None = None,
     ) -> None:
         self.worker = worker
         self.restarts = restarts
+        self.metrics = metrics
         self.counts: Counter[str] = Counter()
         self._interval_s = interval_s
         self._clock = clock
@@ -34,6 +38,8 @@ class FlowStats:
 
     def add(self, counts: Mapping[str, int]) -> None:
         self.counts.update(counts)
+        if self.metrics is not None:
+            self.metrics.add(counts)
 
     def report_if_due(self) -> bytes | None:
         """The JSON report when the interval has passed (logging it too), else None."""

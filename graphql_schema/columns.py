@@ -8,7 +8,8 @@ type it was built for, and any other executor still iterates it like a list, so 
 same either way.
 
 Columns are built by resolvers from the store's numbers: a non-finite float (which JSON cannot
-carry) is an error in a `FloatColumn` and a null in a `NullableFloatColumn`.
+carry) is an error in a `FloatColumn` and a null in a `NullableFloatColumn`; the nullable
+columns also carry the store's own nulls (a candle's missing trade count or VWAP).
 """
 
 from __future__ import annotations
@@ -88,6 +89,14 @@ class NullableFloatColumn(Column[float | None]):
             )
         return column
 
+    @classmethod
+    def of_series(cls, series: pl.Series) -> NullableFloatColumn:
+        """`of` for a polars column, checked in one vectorised pass when it is Float64 with
+        no non-finite value (nulls stay None)."""
+        if series.dtype == pl.Float64 and series.drop_nulls().is_finite().all():
+            return cls(series.to_list())
+        return cls.of(series.to_list())
+
 
 class IntColumn(Column[int]):
     """Values of an `[Int!]` field: integers within GraphQL's signed 32 bits."""
@@ -104,6 +113,35 @@ class IntColumn(Column[int]):
         if column and not (min(column) >= INT_MIN and max(column) <= INT_MAX):
             raise ColumnError("an [Int!] column holds a value outside signed 32 bits")
         return column
+
+
+class NullableIntColumn(Column[int | None]):
+    """Values of an `[Int]` field: integers within GraphQL's signed 32 bits, or None."""
+
+    __slots__ = ()
+    SCALAR = "Int"
+    NULLABLE = True
+
+    @classmethod
+    def of(cls, values: Iterable[int | None]) -> NullableIntColumn:
+        column = cls(values)
+        kinds = set(map(type, column))
+        if not kinds <= {int, type(None)}:
+            raise ColumnError(f"an [Int] column holds {_names(kinds - {int, type(None)})}")
+        present = [v for v in column if v is not None] if type(None) in kinds else column
+        if present and not (min(present) >= INT_MIN and max(present) <= INT_MAX):
+            raise ColumnError("an [Int] column holds a value outside signed 32 bits")
+        return column
+
+    @classmethod
+    def of_series(cls, series: pl.Series) -> NullableIntColumn:
+        """`of` for a polars column, its range checked in one vectorised pass when it is an
+        integer column (nulls stay None)."""
+        if series.dtype.is_integer():
+            low, high = series.min(), series.max()
+            if low is None or (low >= INT_MIN and high <= INT_MAX):  # type: ignore[operator]
+                return cls(series.to_list())
+        return cls.of(series.to_list())
 
 
 def _names(kinds: set[type]) -> str:

@@ -27,7 +27,7 @@ from graphql_schema.arguments import (
     check_range,
     check_timeframe,
 )
-from graphql_schema.columns import FloatColumn, IntColumn, NullableFloatColumn
+from graphql_schema.columns import FloatColumn, NullableFloatColumn, NullableIntColumn
 from graphql_schema.context import Context
 from graphql_schema.cursors import encode_cursor
 from graphql_schema.errors import BadArgument
@@ -360,8 +360,14 @@ def _series(selection: CandleSelection, page: Page[pl.DataFrame]) -> CandleSerie
         low=floats("low"),
         close=floats("close"),
         volume=floats("volume"),
-        trades=IntColumn.of(frame["trades"].to_list() if "trades" in frame.columns else ()),
-        vwap=floats("vwap"),
+        trades=(
+            NullableIntColumn.of_series(frame["trades"]) if "trades" in frame.columns
+            else NullableIntColumn()
+        ),
+        vwap=(
+            NullableFloatColumn.of_series(frame["vwap"]) if "vwap" in frame.columns
+            else NullableFloatColumn()
+        ),
         page_info=_page_info(page),
     )
 

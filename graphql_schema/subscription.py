@@ -73,8 +73,14 @@ async def _stream(
                 )
             for row in rows:
                 yield Candle.of(row)
-            replayed = {row.ts: row.trades for row in rows[-SEAM_BUCKETS:]}
+            replayed = {row.ts: _version(row.trades) for row in rows[-SEAM_BUCKETS:]}
         async for candle in live:
-            if candle.trades <= replayed.get(candle.ts, -1):
+            if _version(candle.trades) <= replayed.get(candle.ts, -1):
                 continue
             yield Candle.of(candle)
+
+
+def _version(trades: int | None) -> int:
+    """A candle's version at the seam: its trade count. A stored candle without one (from an
+    exchange's history) is older than any the flow publishes for its bucket."""
+    return -1 if trades is None else trades

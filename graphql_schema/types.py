@@ -35,6 +35,17 @@ def to_ns(value: datetime) -> int:
     return (value - EPOCH) // _US * 1000
 
 
+TRADES_DESCRIPTION = (
+    "Number of trades in the bucket. Null when the candle was not built from trades but taken "
+    "from a source that does not give it (an exchange's candle history): never an estimate."
+)
+VWAP_DESCRIPTION = (
+    "Volume-weighted average price of the bucket's trades (the close when the volume is zero). "
+    "Null when the candle was not built from trades but taken from a source that does not give "
+    "it (an exchange's candle history): never an estimate."
+)
+
+
 @strawberry.type(description="OHLCV of one time bucket; `ts` is the bucket start (UTC).")
 class Candle:
     exchange: str
@@ -46,8 +57,8 @@ class Candle:
     low: float
     close: float
     volume: float
-    trades: int
-    vwap: float
+    trades: int | None = strawberry.field(description=TRADES_DESCRIPTION)
+    vwap: float | None = strawberry.field(description=VWAP_DESCRIPTION)
     closed: bool = strawberry.field(description="False while the candle is still forming.")
 
     @classmethod
@@ -115,8 +126,13 @@ class CandleSeries:
     low: list[float]
     close: list[float]
     volume: list[float]
-    trades: list[int]
-    vwap: list[float]
+    trades: list[int | None] = strawberry.field(
+        description="Trade counts; null for a candle whose source does not give it (see "
+        "`Candle.trades`)."
+    )
+    vwap: list[float | None] = strawberry.field(
+        description="VWAPs; null for a candle whose source does not give it (see `Candle.vwap`)."
+    )
     page_info: PageInfo
 
 

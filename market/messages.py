@@ -43,6 +43,10 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
 class Candle(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """OHLCV of one bucket. `ts` is the bucket start; `closed` is False while it still forms.
 
+    `trades` (the number of trades) and `vwap` (volume-weighted average price) are None when
+    the candle's source does not carry them: an exchange's OHLCV history has neither. Candles
+    built from trades always have both.
+
     `indicators` (storage name to value) rides along on a closed candle once it is final and
     the flow has computed its indicators; it is left out of the JSON when there are none.
     """
@@ -56,8 +60,8 @@ class Candle(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     low: float
     close: float
     volume: float
-    trades: int
-    vwap: float
+    trades: int | None
+    vwap: float | None
     closed: bool
     indicators: dict[str, float] | None = None
 

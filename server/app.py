@@ -1,4 +1,5 @@
-"""The Starlette application: GraphQL (with GraphiQL), health, readiness and metrics.
+"""The Starlette application: GraphQL (with GraphiQL), the web client, health, readiness and
+metrics.
 
 Shared clients (the NATS connection, the store, the candle fan-out) are opened in the lifespan
 and reach requests through `request.state`, never through module globals. Each request (or
@@ -22,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -49,6 +50,13 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 GRAPHQL_PATH = "/graphql"
+# The web client (server/static/web) talks to this origin only: its modules, /graphql and its
+# websocket. Scripts are never inline, so an injected string cannot run.
+WEB_CLIENT_POLICY = (
+    "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 
 EXAMPLE_QUERIES = [
     {
@@ -216,7 +224,9 @@ def create_app(
         return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
 
     async def root(request: Request) -> Response:
-        return RedirectResponse("/graphql")
+        return FileResponse(
+            STATIC / "web" / "index.html", headers={"Content-Security-Policy": WEB_CLIENT_POLICY}
+        )
 
     site = Starlette(
         routes=[
@@ -225,6 +235,7 @@ def create_app(
             Route("/ready", ready),
             Route("/metrics", metrics.endpoint),
             Mount("/graphiql-assets", StaticFiles(directory=STATIC / "graphiql")),
+            Mount("/web", StaticFiles(directory=STATIC / "web")),
         ],
         lifespan=lifespan,
     )

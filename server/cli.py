@@ -1,4 +1,4 @@
-"""The `candlegraph` command: up, serve, worker, flow, simulate and schema.
+"""The `candlegraph` command: up, serve, worker, flow, simulate, import and schema.
 
 Settings come from `CANDLEGRAPH_*` variables, then from flags; see `server.settings`.
 """
@@ -92,13 +92,37 @@ def _parser() -> argparse.ArgumentParser:
     nats_url(simulate)
     feed_flags(simulate)
 
+    imports = command(
+        "import", "Import trade or candle files into the store, or replay trades on NATS."
+    )
+    nats_url(imports)
+    imports.add_argument("import_paths", nargs="+", metavar="PATH",
+                         help="files or globs: plain, .gz or .zip CSV, or Parquet")
+    imports.add_argument("--exchange", dest="import_exchange", metavar="EXCHANGE", required=True,
+                         help="exchange the files come from, e.g. binance")
+    imports.add_argument("--symbol", dest="import_symbol", metavar="SYMBOL", required=True,
+                         help="market as BASE-QUOTE, e.g. BTC-USDT")
+    imports.add_argument("--format", dest="import_format", metavar="FORMAT",
+                         help="binance-trades, binance-aggtrades, binance-klines, tardis-trades,"
+                              " trades or candles (default: told from the file)")
+    imports.add_argument("--columns", dest="import_columns", metavar="COLUMNS", default="",
+                         help="column names of a generic file, e.g. ts=Time,price=Price,size=Qty")
+    imports.add_argument("--timeframe", dest="import_timeframe", metavar="TIMEFRAME",
+                         help="timeframe of a generic candle file, e.g. 1m")
+    imports.add_argument("--replay", dest="import_replay", action="store_true",
+                         help="publish the trades on NATS instead of storing candles")
+    imports.add_argument("--speed", dest="import_speed", metavar="SPEED", default="max",
+                         help="with --replay: times the original pace, or max (default)")
+
     sub.add_parser("schema", help="Print the GraphQL SDL.", description="Print the GraphQL SDL.")
     return parser
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    flags = {k: v for k, v in vars(args).items() if k != "command"}
+    flags = {
+        k: v for k, v in vars(args).items() if k != "command" and not k.startswith("import_")
+    }
     try:
         settings = Settings.from_env(os.environ if environ is None else environ)
         settings = settings.with_overrides(**flags)
@@ -121,6 +145,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return _flow(settings)
         case "simulate":
             return _simulate(settings)
+        case "import":
+            from server.importer import ImportRequest, run_import
+
+            request = ImportRequest(
+                tuple(args.import_paths), args.import_exchange, args.import_symbol,
+                args.import_format, args.import_columns, args.import_timeframe,
+                args.import_replay, args.import_speed,
+            )
+            return run_import(settings, request)
         case "schema":
             from graphql_schema.schema import build_schema
 

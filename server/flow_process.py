@@ -90,7 +90,9 @@ def run_member(settings: Settings, *, restarts: int = 0) -> int:
     from bytewax.run import cli_main
 
     from flows.dataflow import build_flow
+    from flows.history import StoredHistory
     from flows.jetstream_source import JetStreamSource
+    from flows.metrics import FlowMetrics
     from flows.sink import StoreAndPublishSink
     from market.indicators import parse_indicators
     from market.spike_filter import SpikeFilter
@@ -116,18 +118,26 @@ def run_member(settings: Settings, *, restarts: int = 0) -> int:
         partitions = recovery_dir(settings, settings.flow_process_id, processes)
         recovery = RecoveryConfig(partitions)
         start_file = partitions / "source-start"
+    metrics = FlowMetrics(settings.flow_process_id, restarts=restarts)
+    if settings.flow_metrics_port:
+        metrics.serve(settings.metrics_host, settings.flow_metrics_port)
+    indicators = parse_indicators(settings.indicators)
+    # The stored tail of each series warms its indicators when the flow first meets it.
+    history = StoredHistory.for_indicators(open_store(settings), indicators, best_effort=True)
     flow = build_flow(
         JetStreamSource(settings.nats_url, stop=stop, start_file=start_file),
         StoreAndPublishSink(
             settings.nats_url, lambda: open_store(settings),
-            stats_interval_s=settings.flow_stats_interval_s, restarts=restarts,
+            stats_interval_s=settings.flow_stats_interval_s, restarts=restarts, metrics=metrics,
         ),
         timeframes=parse_timeframes(list(settings.timeframes)),
         allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
-        indicators=parse_indicators(settings.indicators),
+        indicators=indicators,
         forming_interval=timedelta(milliseconds=settings.forming_interval_ms),
         spike_filter=SpikeFilter(sigmas=settings.spike_sigmas),
         shards=processes,
+        on_snapshot=metrics.snapshotted if settings.flow_recovery else None,
+        history=history,
     )
     log.info(
         "dataflow process %d of %d reading %s, writing the %s store",
@@ -149,6 +159,8 @@ def run_member(settings: Settings, *, restarts: int = 0) -> int:
         )
     except KeyboardInterrupt:
         log.info("dataflow stopped")
+    finally:
+        history.store.close()
     return 0
 
 
@@ -202,7 +214,10 @@ def _run_members_once(
     try:
         for process_id in range(count):
             member = settings.with_overrides(
-                flow_addresses=addresses, flow_process_id=process_id
+                flow_addresses=addresses, flow_process_id=process_id,
+                # Each worker serves its own metrics, on consecutive ports.
+                flow_metrics_port=settings.flow_metrics_port and (
+                    settings.flow_metrics_port + process_id),
             )
             if settings.flow_recovery:
                 recovery_dir(member, process_id, count)  # refuses a mismatch before starting

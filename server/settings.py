@@ -68,6 +68,11 @@ class Settings:
     flow_recovery: bool = True
     snapshot_interval_s: float = 10.0
     flow_stats_interval_s: float = 10.0
+    # Prometheus metrics of the processes that are not the GraphQL server (which serves its
+    # own on /metrics): the address they bind, and the flow's port (0 is off; worker I of a
+    # local flow serves on port + I).
+    metrics_host: str = "127.0.0.1"
+    flow_metrics_port: int = 9101
     sim_symbols: tuple[str, ...] = field(
         default=("BTC-USDT", "ETH-USDT", "SOL-USDT", "BNB-USDT", "XRP-USDT")
     )
@@ -112,7 +117,7 @@ class Settings:
                 " postgresql://admin:quest@127.0.0.1:8812/qdb) if the PostgreSQL wire is not"
                 " on the same host, port 8812, with the same user and password"
             )
-        for name in ("port", "nats_port"):
+        for name in ("port", "nats_port", "flow_metrics_port"):
             value = getattr(self, name)
             if not 0 <= value <= 65535:
                 raise SettingsError(f"{name} must be a TCP port (0 to 65535), got {value}")
@@ -252,6 +257,8 @@ ENVIRONMENT: dict[str, Callable[[str], Any]] = {
     "flow_recovery": _bool,
     "snapshot_interval_s": float,
     "flow_stats_interval_s": float,
+    "metrics_host": str,
+    "flow_metrics_port": int,
     "sim_symbols": _names,
     "sim_rate": float,
     "sim_seed": int,

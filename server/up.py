@@ -117,7 +117,8 @@ def run_up(settings: Settings) -> int:
         server = workers[2].proc
         assert server is not None
         if _wait_until_serving(f"{url}/health", server, timeout_s=30):
-            print(f"CandleGraph is up: GraphiQL at {url}/graphql (Ctrl-C stops)", flush=True)
+            print(f"CandleGraph is up: the web client at {url}/, GraphiQL at {url}/graphql"
+                  " (Ctrl-C stops)", flush=True)
         # A child that exits is started again (NATS keeps its JetStream files, the flow
         # resumes from its snapshots); nothing else stops until a signal says so.
         while not stop.wait(0.2):

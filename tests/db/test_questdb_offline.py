@@ -55,6 +55,24 @@ def test_candles_serialize_as_symbols_fields_and_a_nanosecond_timestamp(
     ]
 
 
+def test_a_candle_without_trade_count_or_vwap_leaves_both_cells_null(
+    text_sender: Sender,
+) -> None:
+    candles = [
+        Candle("binance", "BTC-USDT", "1m", 1_700_000_040 * S, 1.0, 2.0, 0.5, 1.5, 3.0, None,
+               None, True),
+        Candle("sim", "BTC-USDT", "1m", 1_700_000_040 * S, 1.0, 2.0, 0.5, 1.5, 3.0, 4, 1.25,
+               True),
+    ]
+    # No `trades` field at all, and NaN (QuestDB's null DOUBLE) for the VWAP.
+    assert ilp_lines(text_sender, "candles", candles_dataframe(candles)) == [
+        "candles,exchange=binance,symbol=BTC-USDT,timeframe=1m open=1.0,high=2.0,low=0.5,"
+        "close=1.5,volume=3.0,vwap=NaN,closed=t 1700000040000000000",
+        "candles,exchange=sim,symbol=BTC-USDT,timeframe=1m open=1.0,high=2.0,low=0.5,"
+        "close=1.5,volume=3.0,trades=4i,vwap=1.25,closed=t 1700000040000000000",
+    ]
+
+
 def test_indicator_values_serialize_with_their_name_as_a_symbol(text_sender: Sender) -> None:
     points = [IndicatorPoint("sim", "BTC-USDT", "1m", 60 * S, "macd_12_26_9.hist", -0.5),
               IndicatorPoint("sim", "BTC-USDT", "1m", 60 * S, "sma_20", math.nan)]

@@ -37,6 +37,19 @@ def test_upsert_replaces_a_candle_with_the_same_key(tmp_path: Path) -> None:
     assert [c.close for c in store.candles("sim", "BTC-USDT", "1m")] == [9.0, 1.0]
 
 
+def test_a_batch_of_many_blocks_keeps_every_row_and_the_last_of_a_repeated_key(
+    tmp_path: Path,
+) -> None:
+    # Enough rows for multi-row blocks, plus a remainder; key 5 repeats across blocks.
+    count = max(2 * db.sqlite._BLOCK_ROWS, db.sqlite._BLOCK_MIN_ROWS) + 7
+    batch = [candle(i * 60 * S, float(i)) for i in range(count)]
+    batch.append(candle(5 * 60 * S, -1.0))
+    store = SqliteStore(tmp_path / "s.sqlite")
+    store.upsert_candles(batch)
+    closes = [c.close for c in store.candles("sim", "BTC-USDT", "1m", limit=10 * count)]
+    assert closes == [-1.0 if i == 5 else float(i) for i in range(count)]
+
+
 def test_range_and_limit_take_the_newest_oldest_first(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "s.sqlite")
     store.upsert_candles([candle(i * 60 * S, float(i)) for i in range(10)])
@@ -105,6 +118,37 @@ def test_a_store_file_from_before_the_series_table_is_back_filled_on_open(
     assert store.symbols() == [("sim", "BTC-USDT")]
     assert [c.close for c in store.latest_candles("1m")] == [2.0]
     assert store.symbol_summaries()[0][2:] == (0, 120 * S, 2.0)
+
+
+def test_a_store_file_with_required_trade_counts_takes_candles_without_them_after_open(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.sqlite"
+    old_rows = [Candle("sim", "BTC-USDT", "1m", i * 60 * S, 1.0, 2.0, 0.5, float(i), 3.0, 4,
+                       1.5, True) for i in range(3)]
+    SqliteStore(path).close()
+    with sqlite3.connect(path) as conn:  # the candles table before exchange candles
+        conn.executescript("""
+            DROP TABLE candles;
+            CREATE TABLE candles (exchange TEXT NOT NULL, symbol TEXT NOT NULL,
+                timeframe TEXT NOT NULL, ts INTEGER NOT NULL, open REAL NOT NULL,
+                high REAL NOT NULL, low REAL NOT NULL, close REAL NOT NULL,
+                volume REAL NOT NULL, trades INTEGER NOT NULL, vwap REAL NOT NULL,
+                closed INTEGER NOT NULL, PRIMARY KEY (exchange, symbol, timeframe, ts))
+                WITHOUT ROWID;
+        """)
+        conn.executemany(
+            "INSERT INTO candles VALUES (?, ?, ?, ?, 1.0, 2.0, 0.5, ?, 3.0, 4, 1.5, 1)",
+            [("sim", "BTC-USDT", "1m", c.ts, c.close) for c in old_rows],
+        )
+    store = SqliteStore(path)
+    no_count = Candle("sim", "BTC-USDT", "1m", 3 * 60 * S, 1.0, 2.0, 0.5, 3.0, 3.0, None, None,
+                      True)
+    store.upsert_candles([no_count])
+    assert store.candles("sim", "BTC-USDT", "1m") == [*old_rows, no_count]
+    store.close()
+    # A second open finds the table already migrated and leaves it as it is.
+    assert SqliteStore(path).candles("sim", "BTC-USDT", "1m") == [*old_rows, no_count]
 
 
 def test_a_thread_copies_commits_into_the_database_file_and_ends_on_close(

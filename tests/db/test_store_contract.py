@@ -68,6 +68,37 @@ def test_every_field_round_trips_exactly(store: Store) -> None:
     assert store.candles("binance", "ETH-USDT", "1s") == [odd]
 
 
+def exchange_candle(ts: int, close: float = 1.5) -> Candle:
+    """A candle as an exchange's OHLCV history gives it: no trade count, no VWAP."""
+    return Candle("binance", "BTC-USDT", "1m", ts, 1.0, 2.0, 0.5, close, 3.0, None, None, True)
+
+
+def test_a_candle_without_trade_count_or_vwap_reads_back_with_neither(store: Store) -> None:
+    stored = [exchange_candle(T0), candle(T0 + M, exchange="binance")]
+    store.upsert_candles(stored)
+    assert store.candles("binance", "BTC-USDT", "1m") == stored
+    assert store.latest_candles("1m") == stored[1:]
+    frame = store.candles_frame("binance", "BTC-USDT", "1m")
+    assert frame["trades"].to_list() == [None, 4]
+    assert frame["vwap"].to_list() == [None, 1.25]
+
+
+def test_a_resampled_bucket_has_a_trade_count_and_vwap_only_if_every_source_candle_has(
+    store: Store,
+) -> None:
+    known = [candle(HOUR0 + i * M, exchange="binance") for i in range(5)]
+    mixed = [exchange_candle(HOUR0 + 5 * M)] + [
+        candle(HOUR0 + i * M, exchange="binance") for i in range(6, 10)
+    ]
+    store.upsert_candles(known + mixed)
+    first, second = store.resample("binance", "BTC-USDT", "1m", "5m")
+    assert (first.trades, first.vwap) == (20, 1.25)
+    assert (second.trades, second.vwap) == (None, None)
+    assert (second.open, second.high, second.low, second.close, second.volume) == (
+        1.0, 2.0, 0.5, 1.5, 15.0
+    )
+
+
 def test_a_range_with_a_limit_gives_the_newest_oldest_first(store: Store) -> None:
     store.upsert_candles(minutes(10))
     got = store.candles("sim", "BTC-USDT", "1m", start_ns=T0 + 2 * M, end_ns=T0 + 8 * M, limit=3)

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
+from functools import partial
 from pathlib import Path
 
 from nats.aio.client import Client
@@ -63,12 +64,16 @@ async def test_a_flow_killed_mid_stream_and_restarted_stores_what_an_uninterrupt
     flow = start_member(nats_server.url, crashed, **settings)
     chunks = [batches[i:i + 100] for i in range(0, len(batches), 100)]
 
-    async def publish_slowly() -> None:
-        for chunk in chunks:  # about eight seconds: the stream still flows at the kill
+    async def publish_as_acked() -> None:
+        # Each chunk once the flow has acked the one before: the stream keeps flowing up to
+        # the kill (and waits through it), and acks keep passing the last snapshot.
+        sent = 0
+        for chunk in chunks:
             await publish(js, chunk)
-            await asyncio.sleep(0.2)
+            sent += len(chunk)
+            await eventually(partial(acked, js, sent), timeout_s=60, what="the chunk acked")
 
-    publisher = asyncio.create_task(publish_slowly())
+    publisher = asyncio.create_task(publish_as_acked())
     try:
 
         async def acked_past_snapshot() -> bool:

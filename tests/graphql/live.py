@@ -61,16 +61,19 @@ class LiveApi:
 
     `send_buffer` caps the kernel's send buffer of every connection (accepted sockets inherit
     the listener's), so a client that stops reading backs the server up after a few kilobytes
-    instead of the megabytes that loopback autotuning allows.
+    instead of the megabytes that loopback autotuning allows. `port` serves on a chosen port
+    (a server restarted where its clients will reconnect); 0 takes a free one.
     """
 
-    def __init__(self, settings: Settings, *, send_buffer: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, send_buffer: int | None = None, port: int = 0
+    ) -> None:
         self.settings = settings
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if send_buffer is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"

@@ -54,12 +54,17 @@ def aggregate(candles: Iterable[Candle], timeframe: str) -> list[Candle]:
     result = []
     for bucket, group in buckets.items():
         volume = sum(c.volume for c in group)
-        notional = sum(c.vwap * c.volume for c in group)
+        # A count or VWAP is known for the bucket only if it is for every candle in it.
+        counts = [c.trades for c in group]
+        trades = None if None in counts else sum(counts)  # type: ignore[arg-type]
+        vwap = None
+        if all(c.vwap is not None for c in group):
+            notional = sum(c.vwap * c.volume for c in group)  # type: ignore[operator]
+            vwap = notional / volume if volume > 0 else group[-1].close
         result.append(Candle(
             group[0].exchange, group[0].symbol, timeframe, bucket, group[0].open,
             max(c.high for c in group), min(c.low for c in group), group[-1].close, volume,
-            sum(c.trades for c in group), notional / volume if volume > 0 else group[-1].close,
-            all(c.closed for c in group) and bucket + width.ns <= source_end,
+            trades, vwap, all(c.closed for c in group) and bucket + width.ns <= source_end,
         ))
     return result
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 
 from db.sqlite import SqliteStore
@@ -16,7 +17,11 @@ from tests.servers import NatsServer, UvicornServer
 
 BTC = walk("sim", "BTC-USDT", 1200, seed=1)
 ETH = walk("sim", "ETH-USDT", 10, seed=2)
-BINANCE = walk("binance", "BTC-USDT", 5, seed=3, start_ns=T0 + 3 * MINUTE)
+# As an exchange's candle history gives them: no trade count, no VWAP.
+BINANCE = [
+    msgspec.structs.replace(c, trades=None, vwap=None)
+    for c in walk("binance", "BTC-USDT", 5, seed=3, start_ns=T0 + 3 * MINUTE)
+]
 FIELDS = "ts open high low close volume trades vwap closed"
 MARKET = 'exchange: "sim", symbol: "BTC-USDT"'
 
@@ -177,6 +182,20 @@ def test_candle_series_holds_the_same_numbers_as_candle_objects(api: UvicornServ
         assert [iso(int(ms) * 1_000_000) for ms in series["ts"]] == [o["ts"] for o in objects]
         for name in ("open", "high", "low", "close", "volume", "trades", "vwap"):
             assert series[name] == [o[name] for o in objects], name
+
+
+def test_candles_without_trade_count_or_vwap_answer_null_for_both(api: UvicornServer) -> None:
+    market = 'exchange: "binance", symbol: "BTC-USDT"'
+    for timeframe, expected in (("1m", BINANCE), ("10m", aggregate(BINANCE, "10m"))):
+        arguments = f'{market}, timeframe: "{timeframe}"'
+        body = post(api, f"{{ candles({arguments}) {{ {FIELDS} }} "
+                         f"candleSeries({arguments}) {{ close trades vwap }} }}")
+        assert "errors" not in body, body["errors"]
+        assert body["data"]["candles"] == [as_json(c) for c in expected]
+        assert body["data"]["candleSeries"] == {
+            "close": [c.close for c in expected],
+            "trades": [None] * len(expected), "vwap": [None] * len(expected),
+        }
 
 
 def test_candle_series_reads_what_is_selected_through_fragments_and_aliases(

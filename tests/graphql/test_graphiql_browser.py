@@ -8,31 +8,18 @@ event loop pytest-asyncio keeps for async tests; the server runs in a thread (`a
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browsers import require_chromium
 from tests.servers import UvicornServer
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-CANDIDATES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser", "google-chrome")
-
-
-def chromium_binary() -> str | None:
-    for candidate in CANDIDATES:
-        found = candidate if Path(candidate).is_file() else shutil.which(candidate)
-        if found:
-            return found
-    return None
-
 
 def test_graphiql_loads_offline_and_runs_its_example_query(api: UvicornServer) -> None:
-    binary = chromium_binary()
-    if binary is None:
-        pytest.skip("no chromium binary found (apt-get install chromium)")
+    binary = require_chromium()
     off_box: list[str] = []
     page_errors: list[str] = []
 

@@ -1,0 +1,143 @@
+"""Opening a data file as a stream of its bytes: plain, gzip (`.gz`) or zip (`.zip`).
+
+A zip must hold exactly one file, as Binance's archives do (`BTCUSDT-trades-2024-03.zip` holds
+`BTCUSDT-trades-2024-03.csv`). Parquet files are read in place (they need seeking), so a
+Parquet file inside a `.gz` or `.zip` is refused. Progress is counted in bytes of the file on
+disk, so a compressed file's progress is its compressed bytes read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from flows.files.errors import FileImportError
+
+_PARQUET_MAGIC = b"PAR1"
+_UNREAD_COMPRESSIONS = (".bz2", ".xz", ".zst", ".7z", ".tar", ".tgz", ".rar", ".lz4")
+
+
+@dataclass(frozen=True, slots=True)
+class DataFile:
+    """A file to read: where it is, how it is compressed, and the name of its content (the
+    zip member's name, or the file name without `.gz`)."""
+
+    path: Path
+    compression: str  # "none", "gzip" or "zip"
+    inner_name: str
+    size: int
+
+    @property
+    def is_parquet(self) -> bool:
+        return self.inner_name.lower().endswith(".parquet")
+
+    @classmethod
+    def at(cls, path: Path) -> DataFile:
+        """Look at `path` (not its content, beyond a zip's directory)."""
+        try:
+            size = path.stat().st_size
+        except OSError as error:
+            raise FileImportError(path, f"cannot read it: {error.strerror or error}") from error
+        if not path.is_file():
+            raise FileImportError(path, "is not a file")
+        name = path.name
+        lowered = name.lower()
+        other = next((c for c in _UNREAD_COMPRESSIONS if lowered.endswith(c)), None)
+        if other is not None:
+            raise FileImportError(
+                path, f"is compressed as {other}, which is not read: unpack it, or use .gz or .zip"
+            )
+        if lowered.endswith(".gz"):
+            data = cls(path, "gzip", name[:-3], size)
+        elif lowered.endswith(".zip"):
+            data = cls(path, "zip", _zip_member(path).filename, size)
+        else:
+            data = cls(path, "none", name, size)
+            if not data.is_parquet and _starts_with(path, _PARQUET_MAGIC):
+                data = cls(path, "none", name + ".parquet", size)
+        if data.is_parquet and data.compression != "none":
+            raise FileImportError(
+                path, "a Parquet file is read in place; unpack it from its archive first"
+            )
+        return data
+
+    @contextmanager
+    def open(self) -> Iterator[Reading]:
+        """The decompressed content as a binary stream, with its progress on disk."""
+        try:
+            raw = self.path.open("rb")
+        except OSError as error:
+            raise FileImportError(self.path, f"cannot open it: {error}") from error
+        try:
+            stream: BinaryIO
+            if self.compression == "gzip":
+                stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+            elif self.compression == "zip":
+                archive = zipfile.ZipFile(raw)
+                stream = archive.open(_zip_member(self.path, archive))  # type: ignore[assignment]
+            else:
+                stream = raw
+            yield Reading(self, stream, raw)
+        finally:
+            raw.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """An open data file: `stream` is its decompressed content."""
+
+    file: DataFile
+    stream: BinaryIO
+    raw: BinaryIO
+
+    def consumed(self) -> int:
+        """Bytes of the file on disk read so far."""
+        try:
+            return min(self.raw.tell(), self.file.size)
+        except (OSError, ValueError):
+            return 0
+
+    def read(self, size: int) -> bytes:
+        """Up to `size` decompressed bytes; b"" at the end. A corrupt archive raises
+        `FileImportError`."""
+        try:
+            return self.stream.read(size)
+        except (OSError, EOFError, zipfile.BadZipFile) as error:
+            raise FileImportError(self.file.path, f"cannot decompress it: {error}") from error
+
+    def readinto(self, buffer: memoryview) -> int:
+        """Decompressed bytes into `buffer`; how many (0 at the end). As `read`."""
+        try:
+            return self.stream.readinto(buffer)
+        except (OSError, EOFError, zipfile.BadZipFile) as error:
+            raise FileImportError(self.file.path, f"cannot decompress it: {error}") from error
+
+
+def _zip_member(path: Path, archive: zipfile.ZipFile | None = None) -> zipfile.ZipInfo:
+    try:
+        if archive is None:
+            with zipfile.ZipFile(path) as opened:
+                members = [m for m in opened.infolist() if not m.is_dir()]
+        else:
+            members = [m for m in archive.infolist() if not m.is_dir()]
+    except (OSError, zipfile.BadZipFile) as error:
+        raise FileImportError(path, f"is not a readable zip archive: {error}") from error
+    if len(members) != 1:
+        names = ", ".join(m.filename for m in members[:5]) or "nothing"
+        raise FileImportError(
+            path, f"a zip archive must hold exactly one data file; it holds {names}"
+        )
+    return members[0]
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False
