@@ -38,8 +38,8 @@ import nats
 from backtest_speed import EXCHANGE, HOURS_PER_5_YEARS, START_NS, SWEEP_GRID, SYMBOL, random_walk
 from nats.aio.msg import Msg
 
+from db.backtest_store import BacktestRecord
 from db.sqlite import SqliteStore
-from db.store import BacktestRecord
 from server.backtest_queue import JetStreamQueue
 from server.processes import free_port, nats_server_binary, stop_all, wait_for_port
 from server.settings import PREFIX, Settings
@@ -72,13 +72,14 @@ class Heard:
         self.at.setdefault((record.id, record.status), time.time_ns())
         self.changed.set()
 
-    async def wait_for(self, id: str, statuses: frozenset[str]) -> str:
-        while True:
-            for status in statuses:
-                if (id, status) in self.at:
-                    return status
-            self.changed.clear()
-            await asyncio.wait_for(self.changed.wait(), 600)
+    async def wait_for(self, id: str, statuses: frozenset[str], timeout_s: float = 600) -> str:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for status in statuses:
+                    if (id, status) in self.at:
+                        return status
+                self.changed.clear()
+                await self.changed.wait()
 
 
 async def measure(settings: Settings, runs: int, repeat: int) -> dict[str, float]:

@@ -16,7 +16,9 @@ from typing import NamedTuple
 import msgspec
 import polars as pl
 
-from db.store import BacktestRecord, IndicatorPoint, IndicatorValues, StoreError
+from db.backtest_store import BacktestRecord
+from db.indicator_store import IndicatorPoint, IndicatorValues
+from db.store import StoreError
 
 #: Columns of the `backtests` table, in the order of `BacktestRecord`'s fields.
 BACKTEST_COLUMNS: tuple[str, ...] = BacktestRecord.__struct_fields__

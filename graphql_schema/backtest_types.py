@@ -19,7 +19,7 @@ import polars as pl
 import strawberry
 from strawberry.scalars import JSON
 
-from db.store import BacktestRecord
+from db.backtest_store import BacktestRecord
 from graphql_schema.columns import FloatColumn
 from graphql_schema.context import Context
 from graphql_schema.errors import BadArgument

@@ -14,7 +14,7 @@ from strategies.service import BacktestService
 
 
 class MarketSummary(Protocol):
-    """A market with stored candles (`db.store.SymbolSummary`)."""
+    """A market with stored candles (`db.candle_store.SymbolSummary`)."""
 
     @property
     def exchange(self) -> str: ...
@@ -29,7 +29,8 @@ class MarketSummary(Protocol):
 
 
 class CandleReader(Protocol):
-    """The reads of `db.store.Store` that resolvers use; see it for what each one returns."""
+    """The store reads resolvers use (of `db.candle_store.CandleStore` and
+    `db.indicator_store.IndicatorStore`, which say what each one returns)."""
 
     def candles(
         self,

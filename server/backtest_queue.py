@@ -32,7 +32,7 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, NotFoundError
 
-from db.store import BacktestRecord
+from db.backtest_store import BacktestRecord
 from strategies.jobs import Job, encode_job
 
 log = logging.getLogger(__name__)

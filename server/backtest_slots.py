@@ -23,7 +23,7 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 
 import msgspec
 
-from db.store import BacktestRecord
+from db.backtest_store import BacktestRecord
 from server.settings import Settings
 from strategies.attempt import AttemptEnd
 from strategies.jobs import Job, decode_job, encode_job

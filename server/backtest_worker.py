@@ -41,7 +41,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from db.store import BacktestRecord, Store, StoreError
+from db.backtest_store import BacktestRecord
+from db.store import StoreError
 from server.backtest_queue import (
     CONSUMER,
     STREAM,
@@ -52,7 +53,7 @@ from server.backtest_queue import (
 from server.backtest_slots import Slot, SlotDied
 from server.settings import Settings
 from server.stores import open_store
-from strategies.attempt import AttemptEnd, claim, give_up, note_failure
+from strategies.attempt import AttemptEnd, AttemptStore, claim, give_up, note_failure
 from strategies.jobs import Job, decode_job
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class BacktestWorker:
         self,
         settings: Settings,
         nc: Client,
-        store: Store,
+        store: AttemptStore,
         *,
         concurrency: int,
         clock: Callable[[], int] = time.time_ns,

@@ -34,17 +34,19 @@ from typing import Literal, Protocol
 import msgspec
 import polars as pl
 
-from db.store import (
+from db.backtest_store import (
     BACKTEST_EQUITY_SCHEMA,
     BACKTEST_TRADE_SCHEMA,
     BacktestRecord,
-    StoreError,
+    BacktestStore,
 )
+from db.candle_store import CandleStore
+from db.store import StoreError
 from strategies.errors import BacktestInputError
 from strategies.jobs import ACTIVE, TERMINAL, Job
 from strategies.result import BacktestResult
 from strategies.runner import run_backtest
-from strategies.sweep_record import SweepStore, advance_sweep, start_sweep
+from strategies.sweep_record import advance_sweep, start_sweep
 
 log = logging.getLogger(__name__)
 
@@ -55,26 +57,8 @@ Clock = Callable[[], int]
 SILENT_END = "its worker stopped before finishing it (killed, or silent for the ack wait)"
 
 
-class AttemptStore(SweepStore, Protocol):
-    """The store reads and writes one attempt makes."""
-
-    def swap_backtest(
-        self,
-        expected: BacktestRecord,
-        record: BacktestRecord,
-        *,
-        trades: pl.DataFrame | None = None,
-        equity: pl.DataFrame | None = None,
-    ) -> bool: ...
-
-    def candles_frame(
-        self,
-        exchange: str,
-        symbol: str,
-        timeframe: str,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-    ) -> pl.DataFrame: ...
+class AttemptStore(BacktestStore, CandleStore, Protocol):
+    """The parts of the store an attempt uses: its record and results, and the candles."""
 
 
 class AttemptEnd(msgspec.Struct, frozen=True, kw_only=True):

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import msgspec
 
-from db.store import BacktestRecord
+from db.backtest_store import BacktestRecord
 from strategies.spec import BacktestSpec
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})

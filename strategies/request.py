@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Literal
 
 import msgspec
 
-from market.messages import Candle
+from db.candle_store import CandleStore
 from strategies.errors import InvalidRequest, ParameterError, SpecError, UnknownStrategyError
 from strategies.registry import strategy_info, validate_params
 from strategies.spec import BacktestSpec, EquityFraction, FixedQuantity
@@ -48,22 +48,6 @@ class BacktestRequest(msgspec.Struct, frozen=True, kw_only=True):
     leverage: float | None = None
     quantity: float | None = None
     fraction: float | None = None
-
-
-class CandleRange(Protocol):
-    """The one store read the checks need (`db.store.Store.candles`)."""
-
-    def candles(
-        self,
-        exchange: str,
-        symbol: str,
-        timeframe: str,
-        *,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-        limit: int = 1000,
-        from_start: bool = False,
-    ) -> list[Candle]: ...
 
 
 def check_request(request: BacktestRequest, *, timeframes: Collection[str]) -> BacktestSpec:
@@ -122,7 +106,7 @@ def check_range(request: BacktestRequest) -> None:
         raise InvalidRequest("end", "expected a time after start")
 
 
-def check_stored(store: CandleRange, spec: BacktestSpec, request: BacktestRequest) -> None:
+def check_stored(store: CandleStore, spec: BacktestSpec, request: BacktestRequest) -> None:
     """Refuse a range in which the store holds no candle of the spec's market and timeframe."""
     found = store.candles(
         spec.exchange, spec.symbol, spec.timeframe,

@@ -29,13 +29,13 @@ from typing import Literal, Protocol
 import msgspec
 import polars as pl
 
-from db.store import BacktestRecord
+from db.backtest_store import BacktestRecord, BacktestStore
+from db.candle_store import CandleStore
 from strategies.errors import UnknownBacktest
 from strategies.jobs import ACTIVE, TERMINAL, Job, JobQueue, newer
 from strategies.registry import StrategyInfo, list_strategies
 from strategies.request import (
     BacktestRequest,
-    CandleRange,
     base_spec,
     check_range,
     check_request,
@@ -43,32 +43,14 @@ from strategies.request import (
 )
 from strategies.spec import BacktestSpec
 from strategies.sweep import plan_json, plan_sweep
-from strategies.sweep_record import SweepStore, advance_sweep, ranking_of
+from strategies.sweep_record import advance_sweep, ranking_of
 
 #: How long `progress` waits without news before it reads the store again.
 QUIET_S = 30.0
 
 
-class ServiceStore(SweepStore, CandleRange, Protocol):
-    """The store reads and writes the service makes."""
-
-    def put_backtest(self, record: BacktestRecord) -> None: ...
-
-    def backtests(
-        self,
-        *,
-        status: str | None = None,
-        strategy: str | None = None,
-        exchange: str | None = None,
-        symbol: str | None = None,
-        sweep_id: str | None = None,
-        created_before_ns: int | None = None,
-        limit: int = 100,
-    ) -> list[BacktestRecord]: ...
-
-    def backtest_trades(self, id: str, *, offset: int = 0, limit: int = 100) -> pl.DataFrame: ...
-
-    def backtest_equity(self, id: str) -> pl.DataFrame: ...
+class ServiceStore(BacktestStore, CandleStore, Protocol):
+    """The parts of the store the service uses: records and results, and a candle look-up."""
 
 
 class BacktestFilter(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,11 +12,10 @@ store one ranking.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 import msgspec
 
-from db.store import BacktestRecord
+from db.backtest_store import BacktestRecord, BacktestStore
 from strategies.jobs import ACTIVE, TERMINAL
 from strategies.result import Metrics
 from strategies.spec import BacktestSpec
@@ -25,20 +24,7 @@ from strategies.sweep import SweepRanking, SweepRun, rank_sweep, replan
 Announce = Callable[[BacktestRecord], None]
 
 
-class SweepStore(Protocol):
-    """The store's backtest reads and writes a sweep's bookkeeping uses."""
-
-    def backtest(self, id: str) -> BacktestRecord | None: ...
-
-    def swap_backtest(self, expected: BacktestRecord, record: BacktestRecord) -> bool: ...
-
-    def backtest_counts(self, sweep_id: str) -> dict[str, int]: ...
-
-    def backtests(self, *, sweep_id: str | None = None, limit: int = 100) -> list[BacktestRecord]:
-        ...
-
-
-def start_sweep(store: SweepStore, sweep_id: str, now_ns: int, announce: Announce) -> None:
+def start_sweep(store: BacktestStore, sweep_id: str, now_ns: int, announce: Announce) -> None:
     """Mark a queued sweep RUNNING (one of its runs has started)."""
     while True:
         sweep = store.backtest(sweep_id)
@@ -50,7 +36,7 @@ def start_sweep(store: SweepStore, sweep_id: str, now_ns: int, announce: Announc
             return
 
 
-def advance_sweep(store: SweepStore, sweep_id: str, now_ns: int, announce: Announce) -> None:
+def advance_sweep(store: BacktestStore, sweep_id: str, now_ns: int, announce: Announce) -> None:
     """Bring the sweep's record up to date with its runs (see the module docstring)."""
     while True:
         sweep = store.backtest(sweep_id)

@@ -22,7 +22,7 @@ ALLOWED = {
 
 
 #: The `db` modules with no I/O of their own: interfaces and the types they carry.
-DB_TYPES = {"db.store"}
+DB_TYPES = {"db.store", "db.candle_store", "db.indicator_store", "db.backtest_store"}
 
 
 def imported_modules(path: Path) -> set[str]:

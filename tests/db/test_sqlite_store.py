@@ -17,9 +17,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-import db.sqlite
+import db.sqlite_connection
+import db.sqlite_indicators
+from db.indicator_store import IndicatorPoint
 from db.sqlite import SqliteStore
-from db.store import IndicatorPoint, StoreError
+from db.store import StoreError
 from market.messages import Candle
 from tests.conditions import wait_until
 
@@ -41,7 +43,7 @@ def test_a_batch_of_many_blocks_keeps_every_row_and_the_last_of_a_repeated_key(
     tmp_path: Path,
 ) -> None:
     # Enough rows for multi-row blocks, plus a remainder; key 5 repeats across blocks.
-    count = max(2 * db.sqlite._BLOCK_ROWS, db.sqlite._BLOCK_MIN_ROWS) + 7
+    count = max(2 * db.sqlite_connection._BLOCK_ROWS, db.sqlite_connection._BLOCK_MIN_ROWS) + 7
     batch = [candle(i * 60 * S, float(i)) for i in range(count)]
     batch.append(candle(5 * 60 * S, -1.0))
     store = SqliteStore(tmp_path / "s.sqlite")
@@ -276,7 +278,8 @@ def test_an_indicator_file_of_one_row_per_value_is_migrated_on_open(
         stored = [row[0] for row in conn.execute(
             "SELECT value FROM indicators WHERE symbol = 'BTC-USDT' AND name = 'x' ORDER BY ts"
         )]
-    monkeypatch.setattr(db.sqlite, "_MIGRATE_CHUNK", 4)  # a ts cut across two chunks, too
+    # A ts cut across two chunks, too.
+    monkeypatch.setattr(db.sqlite_indicators, "_MIGRATE_CHUNK", 4)
     store = SqliteStore(path)
     frame = store.indicators("sim", "BTC-USDT", "1m")
     assert frame.columns == ["ts", "x", "y", "z"]

@@ -9,16 +9,10 @@ import threading
 import polars as pl
 import pytest
 
-from db.store import (
-    BACKTEST_EQUITY_SCHEMA,
-    BACKTEST_TRADE_SCHEMA,
-    CANDLE_SCHEMA,
-    BacktestRecord,
-    IndicatorPoint,
-    IndicatorValues,
-    Store,
-    SymbolSummary,
-)
+from db.backtest_store import BACKTEST_EQUITY_SCHEMA, BACKTEST_TRADE_SCHEMA, BacktestRecord
+from db.candle_store import CANDLE_SCHEMA, SymbolSummary
+from db.indicator_store import IndicatorPoint, IndicatorValues
+from db.store import Store
 from market.aggregator import CandleAggregator
 from market.messages import Candle, Trade
 from market.timeframes import Timeframe

@@ -23,8 +23,8 @@ import msgspec
 import nats
 import pytest
 
+from db.backtest_store import BacktestRecord
 from db.sqlite import SqliteStore
-from db.store import BacktestRecord
 from server.app import create_app
 from server.backtest_queue import CONSUMER, STREAM
 from server.settings import PREFIX, Settings

@@ -19,8 +19,8 @@ import nats
 import pytest
 from nats.errors import Error as NatsError
 
+from db.backtest_store import BacktestRecord
 from db.sqlite import SqliteStore
-from db.store import BacktestRecord
 from server.backtest_queue import JetStreamQueue
 from server.backtest_worker import BacktestWorker
 from server.settings import Settings, SettingsError

@@ -8,8 +8,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from db.backtest_store import BacktestRecord
 from db.sqlite import SqliteStore
-from db.store import BacktestRecord
 from strategies.attempt import give_up, note_failure, run_attempt
 from strategies.jobs import Job, newer
 from strategies.runner import run_backtest
