@@ -15,11 +15,8 @@ process), one after another so they do not compete for the cores.
 - convert_from_raw_arrays_s / convert_bar_loop_s: the year's candles to bars with
   `Bar.from_raw_arrays_to_list` (what the runner uses) and with a loop building each `Bar`
   from `Price`s and a `Quantity` (checked equal).
-- sweep_20_s: 20 EMA-cross combinations on the 1-hour data over a warmed pool of 2 processes
-  (workers started and NautilusTrader imported, as in the server's long-lived pool);
-  sweep_speedup = the sum of the 20 single-run times, measured one after another in a pool of
-  1 (sweep_serial_s), / sweep_20_s. sweep_20_cold_s and sweep_cold_speedup include starting
-  the pool (sweep_pool_start_s).
+- Sweeps are measured through the job queue and real worker processes, the one way they run:
+  bench/backtest_queue.py.
 - profile_before_bars_per_s / profile_after_bars_per_s and the frames each spends its time in
   (`# ` lines): NautilusTrader as its examples set it up against our setup, sampled by py-spy
   on 60,000 1-minute bars with EMA cross 10/30 (see bench/backtest_profile.py).
@@ -50,7 +47,6 @@ from market.timeframes import Timeframe
 from strategies.bars import candles_to_bars
 from strategies.runner import prepare_market, run_prepared, strategy_for
 from strategies.spec import BacktestSpec, FixedQuantity
-from strategies.sweep import run_sweep, warm_up, worker_pool
 
 EXCHANGE = "bench"
 SYMBOL = "BTC-USDT"
@@ -207,29 +203,7 @@ def main() -> None:
         for name, seconds in conversion_times(minutes).items():
             print(f"{name}: {seconds:.3f} s")
 
-        candles = store.candles_frame(EXCHANGE, SYMBOL, "1h", 0, 2**62)
         store.close()
-        spec = spec_for("1h", {})
-        with worker_pool(1) as pool:
-            warm_up(pool, 1)
-            serial = run_sweep(candles, spec, SWEEP_GRID, executor=pool)
-        single_runs_s = sum(run.elapsed_s for run in serial.runs)
-        started = time.perf_counter()
-        with worker_pool(2) as pool:
-            warm_up(pool, 2)
-            pool_start_s = time.perf_counter() - started
-            parallel = run_sweep(candles, spec, SWEEP_GRID, executor=pool)
-        cold_s = time.perf_counter() - started
-        print(f"sweep_runs: {len(parallel.runs)} runs")
-        print(f"sweep_serial_s: {serial.elapsed_s:.3f} s")
-        print(f"sweep_single_runs_sum_s: {single_runs_s:.3f} s")
-        print(f"sweep_pool_start_s: {pool_start_s:.3f} s")
-        print(f"sweep_20_s: {parallel.elapsed_s:.3f} s")
-        print(f"sweep_speedup: {single_runs_s / parallel.elapsed_s:.3f} ratio")
-        print(f"sweep_20_cold_s: {cold_s:.3f} s")
-        print(f"sweep_cold_speedup: {single_runs_s / cold_s:.3f} ratio")
-        best = parallel.runs[0]
-        print(f"sweep_best_sharpe: {best.metrics.sharpe} ratio ({best.params})")
 
         if profile_bars:
             # Where the time goes, as NautilusTrader's examples set it up and as we do.

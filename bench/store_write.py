@@ -38,8 +38,8 @@ import pandas as pd
 from questdb import Sender
 
 from db.ilp import SYMBOLS, candles_dataframe
+from db.indicator_store import IndicatorPoint
 from db.sqlite import SqliteStore
-from db.store import IndicatorPoint
 from market.indicators import IndicatorSet
 from market.messages import Candle
 

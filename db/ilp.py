@@ -19,7 +19,9 @@ import pandas as pd
 import polars as pl
 from questdb import Sender
 
-from db.store import BACKTEST_EQUITY_SCHEMA, BACKTEST_TRADE_SCHEMA, IndicatorPoint, StoreError
+from db.backtest_store import BACKTEST_EQUITY_SCHEMA, BACKTEST_TRADE_SCHEMA
+from db.indicator_store import IndicatorPoint
+from db.store import StoreError
 from market.messages import Candle
 
 #: SYMBOL columns of each frame, as the DataFrame path's `symbols` argument wants them.

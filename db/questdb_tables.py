@@ -36,7 +36,7 @@ TABLES: dict[str, str] = {
             exchange SYMBOL, symbol SYMBOL, timeframe SYMBOL,
             start_ns LONG, end_ns LONG, created_ns LONG, started_ns LONG, finished_ns LONG,
             progress DOUBLE, error VARCHAR, spec_json VARCHAR, metrics_json VARCHAR,
-            sweep_id SYMBOL CAPACITY 65536 NOCACHE, ts TIMESTAMP
+            sweep_id SYMBOL CAPACITY 65536 NOCACHE, attempt LONG, worker VARCHAR, ts TIMESTAMP
         ) TIMESTAMP(ts) PARTITION BY MONTH WAL
         DEDUP UPSERT KEYS(ts, id)""",
     # ts is the generation of the results (microseconds, increasing per store).
@@ -58,4 +58,10 @@ TABLES: dict[str, str] = {
             ts TIMESTAMP
         ) TIMESTAMP(ts) PARTITION BY MONTH WAL
         DEDUP UPSERT KEYS(ts, id, at_ns)""",
+}
+
+#: Columns added to tables after their first layout: a table created before them gets them
+#: at start (`ALTER TABLE {t} ADD COLUMN IF NOT EXISTS ...`).
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "backtests": ("attempt LONG", "worker VARCHAR"),
 }

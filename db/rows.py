@@ -16,7 +16,9 @@ from typing import NamedTuple
 import msgspec
 import polars as pl
 
-from db.store import BacktestRecord, IndicatorPoint, IndicatorValues, StoreError
+from db.backtest_store import BacktestRecord
+from db.indicator_store import IndicatorPoint, IndicatorValues
+from db.store import StoreError
 
 #: Columns of the `backtests` table, in the order of `BacktestRecord`'s fields.
 BACKTEST_COLUMNS: tuple[str, ...] = BacktestRecord.__struct_fields__
@@ -29,8 +31,11 @@ def backtest_row(record: BacktestRecord) -> tuple[object, ...]:
 
 def backtest_record(row: Sequence[object]) -> BacktestRecord:
     """A row in `BACKTEST_COLUMNS` order as a validated record."""
+    values = dict(zip(BACKTEST_COLUMNS, row, strict=True))
+    if values["attempt"] is None:  # a row written before the column existed (QuestDB)
+        values["attempt"] = 0
     try:
-        return msgspec.convert(dict(zip(BACKTEST_COLUMNS, row, strict=True)), BacktestRecord)
+        return msgspec.convert(values, BacktestRecord)
     except msgspec.ValidationError as error:
         raise StoreError(f"stored backtest {row[0]!r} is not a valid record: {error}") from error
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from db.store import SymbolSummary
+from db.candle_store import SymbolSummary
 from market.timeframes import Timeframe
 
 

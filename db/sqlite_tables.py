@@ -91,7 +91,9 @@ CREATE TABLE IF NOT EXISTS backtests (
     error TEXT,
     spec_json TEXT NOT NULL,
     metrics_json TEXT,
-    sweep_id TEXT
+    sweep_id TEXT,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    worker TEXT
 );
 CREATE INDEX IF NOT EXISTS backtests_by_created ON backtests (created_ns DESC, id);
 CREATE INDEX IF NOT EXISTS backtests_by_sweep ON backtests (sweep_id, created_ns DESC, id);
@@ -118,6 +120,13 @@ CREATE TABLE IF NOT EXISTS backtest_equity (
     PRIMARY KEY (id, ts)
 ) WITHOUT ROWID;
 """
+
+#: Columns added to `backtests` after its first layout, each with its definition: a file
+#: from before them gets them when opened.
+BACKTEST_ADDED_COLUMNS: dict[str, str] = {
+    "attempt": "INTEGER NOT NULL DEFAULT 0",
+    "worker": "TEXT",
+}
 
 #: One row per stored value, like the `indicators` table of files before `indicator_values`.
 #: Created once no such table is left (the file is new, or migrated).

@@ -36,7 +36,7 @@ import msgspec
 import numpy as np
 from bytewax.operators import StatefulBatchLogic
 
-from db.store import IndicatorValues
+from db.indicator_store import IndicatorValues
 from flows.jetstream_source import RawMessage
 from flows.outputs import FlowOutput
 from flows.subjects import key_of_trades_subject, trades_subject

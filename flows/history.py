@@ -26,7 +26,8 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from db.store import IndicatorValues, Store, StoreError
+from db.indicator_store import IndicatorValues
+from db.store import Store, StoreError
 from market.candle_columns import CandleColumns
 from market.indicator_book import IndicatorBook, warm_candles
 from market.indicators import IndicatorSpec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from db.store import IndicatorValues
+from db.indicator_store import IndicatorValues
 from market.messages import Candle, DeadLetter
 
 

@@ -1,13 +1,15 @@
 """Strawberry types of backtests: strategies, records with metrics, trades and equity, sweeps.
 
-A `Backtest` is built from a record (`BacktestRecordView`); its trades and equity curve are
-fields with resolvers, read from the service only when a query selects them.
+Each type translates one of `strategies`' (or the store's record) and adds nothing: a
+`Backtest` is built from a stored record, its ranking from the stored `SweepRanking`; its
+trades and equity curve are fields with resolvers, read from the service only when a query
+selects them. Python names end in `Type` or `Input` where `strategies` has a class of the same
+name; the GraphQL names are the plain ones.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any
@@ -17,16 +19,15 @@ import polars as pl
 import strawberry
 from strawberry.scalars import JSON
 
-from graphql_schema.backtest_service import (
-    BacktestRecordView,
-    BacktestService,
-    StrategyView,
-)
-from graphql_schema.backtest_service import SweepRanking as StoredRanking
+from db.backtest_store import BacktestRecord
 from graphql_schema.columns import FloatColumn
 from graphql_schema.context import Context
 from graphql_schema.errors import BadArgument
 from graphql_schema.types import NS_PER_MS, NS_PER_SECOND, to_datetime
+from strategies.registry import StrategyInfo
+from strategies.result import Metrics
+from strategies.service import BacktestService
+from strategies.sweep import SweepRanking
 
 #: Most trades one `trades` field returns.
 MAX_TRADES_PAGE = 1000
@@ -84,7 +85,7 @@ class Strategy:
     parameters: list[StrategyParameter]
 
     @classmethod
-    def of(cls, info: StrategyView) -> Strategy:
+    def of(cls, info: StrategyInfo) -> Strategy:
         return cls(
             name=info.name,
             summary=info.summary,
@@ -134,9 +135,9 @@ class BacktestMetrics:
     total_fees: float
 
     @classmethod
-    def of(cls, metrics: Mapping[str, Any]) -> BacktestMetrics:
-        """From the runner's metrics as JSON-decoded; its duration is in nanoseconds."""
-        values = dict(metrics)
+    def of(cls, metrics: Metrics) -> BacktestMetrics:
+        """From the runner's metrics; its drawdown duration is in nanoseconds."""
+        values: dict[str, Any] = msgspec.structs.asdict(metrics)
         duration_ns = values.pop("max_drawdown_duration_ns")
         return cls(max_drawdown_duration_seconds=duration_ns / NS_PER_SECOND, **values)
 
@@ -166,8 +167,10 @@ class EquityCurve:
     position: list[float]
 
 
-@strawberry.type(description="A finished run of a sweep: its id, params and metrics.")
-class RankedRun:
+@strawberry.type(
+    name="RankedRun", description="A finished run of a sweep: its id, params and metrics."
+)
+class RankedRunType:
     rank: int = strawberry.field(description="1 for the best.")
     id: strawberry.ID
     params: JSON
@@ -182,29 +185,33 @@ class UnfinishedRun:
     error: str | None
 
 
-@strawberry.type(description="A combination the strategy refuses (e.g. fast >= slow); not run.")
-class SkippedRun:
+@strawberry.type(
+    name="SkippedRun",
+    description="A combination the strategy refuses (e.g. fast >= slow); not run.",
+)
+class SkippedRunType:
     params: JSON
     reason: str
 
 
 @strawberry.type(
-    description="A sweep's runs best first by `rankBy` (runs where it is undefined last)."
+    name="SweepRanking",
+    description="A sweep's runs best first by `rankBy` (runs where it is undefined last).",
 )
-class SweepRanking:
+class SweepRankingType:
     rank_by: str
-    runs: list[RankedRun]
+    runs: list[RankedRunType]
     unfinished: list[UnfinishedRun]
-    skipped: list[SkippedRun]
+    skipped: list[SkippedRunType]
 
     @classmethod
-    def of(cls, metrics_json: str) -> SweepRanking:
-        ranking = msgspec.json.decode(metrics_json, type=StoredRanking)
+    def of(cls, metrics_json: str) -> SweepRankingType:
+        ranking = msgspec.json.decode(metrics_json, type=SweepRanking)
         return cls(
             rank_by=ranking.rank_by,
             runs=[
-                RankedRun(rank=rank, id=strawberry.ID(run.id), params=run.params,
-                          metrics=BacktestMetrics.of(run.metrics))
+                RankedRunType(rank=rank, id=strawberry.ID(run.id), params=run.params,
+                              metrics=BacktestMetrics.of(run.metrics))
                 for rank, run in enumerate(ranking.runs, start=1)
             ],
             unfinished=[
@@ -212,7 +219,9 @@ class SweepRanking:
                               status=BacktestStatus(run.status), error=run.error)
                 for run in ranking.failed
             ],
-            skipped=[SkippedRun(params=run.params, reason=run.reason) for run in ranking.skipped],
+            skipped=[
+                SkippedRunType(params=run.params, reason=run.reason) for run in ranking.skipped
+            ],
         )
 
 
@@ -233,14 +242,21 @@ class Backtest:
     started_at: datetime | None
     finished_at: datetime | None
     sweep_id: strawberry.ID | None = strawberry.field(description="The sweep this run is part of.")
+    attempt: int = strawberry.field(
+        description="Which delivery of the run's job ran it: 0 while queued, 1 on the first, "
+        "more after a worker died and the job was retried."
+    )
+    worker: str | None = strawberry.field(
+        description="The worker process (host:pid) that runs or ran it."
+    )
     spec: JSON = strawberry.field(
         description="Everything that was asked for: market, strategy, params (defaults filled "
         "in), fees, account and sizing; a sweep's also has its grid and rank_by."
     )
-    record: strawberry.Private[BacktestRecordView]
+    record: strawberry.Private[BacktestRecord]
 
     @classmethod
-    def of(cls, record: BacktestRecordView) -> Backtest:
+    def of(cls, record: BacktestRecord) -> Backtest:
         return cls(
             id=strawberry.ID(record.id),
             kind=BacktestKind(record.kind),
@@ -259,6 +275,8 @@ class Backtest:
                 to_datetime(record.finished_ns) if record.finished_ns is not None else None
             ),
             sweep_id=strawberry.ID(record.sweep_id) if record.sweep_id is not None else None,
+            attempt=record.attempt,
+            worker=record.worker,
             spec=json.loads(record.spec_json),
             record=record,
         )
@@ -274,13 +292,13 @@ class Backtest:
     def metrics(self) -> BacktestMetrics | None:
         if self.record.kind != "backtest" or self.record.metrics_json is None:
             return None
-        return BacktestMetrics.of(json.loads(self.record.metrics_json))
+        return BacktestMetrics.of(msgspec.json.decode(self.record.metrics_json, type=Metrics))
 
     @strawberry.field(description="A sweep's ranked runs once it has ended; null otherwise.")
-    def ranking(self) -> SweepRanking | None:
+    def ranking(self) -> SweepRankingType | None:
         if self.record.kind != "sweep" or self.record.metrics_json is None:
             return None
-        return SweepRanking.of(self.record.metrics_json)
+        return SweepRankingType.of(self.record.metrics_json)
 
     @strawberry.field(description="Closed positions, in order of exit.")
     async def trades(
@@ -379,8 +397,10 @@ class BacktestInput:
     )
 
 
-@strawberry.input(description="Which backtests to list; every field given must match.")
-class BacktestFilter:
+@strawberry.input(
+    name="BacktestFilter", description="Which backtests to list; every field given must match."
+)
+class BacktestFilterInput:
     status: BacktestStatus | None = None
     kind: BacktestKind | None = None
     strategy: str | None = None

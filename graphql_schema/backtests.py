@@ -1,8 +1,10 @@
-"""Backtest queries, mutations and the progress subscription, over the `BacktestService`.
+"""Backtest queries, mutations and the progress subscription, over `strategies.service`.
 
-The service names a refused field in its request's terms (`params.fast`, `maker_fee`,
-`rank_by`); `_arguments` turns that into the GraphQL argument the client sent
-(`input.params.fast`, `input.makerFee`, `rankBy`) for `BadArgument`.
+Resolvers translate: GraphQL input to a `strategies.request.BacktestRequest` (all checks are
+the service's), and the service's records and errors back. The service names a refused field
+in its request's terms (`params.fast`, `maker_fee`, `rank_by`); `_arguments` turns that into
+the GraphQL argument the client sent (`input.params.fast`, `input.makerFee`, `rankBy`) for
+`BadArgument`.
 """
 
 from __future__ import annotations
@@ -17,15 +19,9 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.utils.str_converters import to_camel_case
 
-from graphql_schema.backtest_service import BacktestFilter as FilterRequest
-from graphql_schema.backtest_service import (
-    BacktestRequest,
-    InvalidInput,
-    UnknownBacktest,
-)
 from graphql_schema.backtest_types import (
     Backtest,
-    BacktestFilter,
+    BacktestFilterInput,
     BacktestInput,
     BacktestPage,
     Strategy,
@@ -34,6 +30,9 @@ from graphql_schema.backtest_types import (
 from graphql_schema.context import Context
 from graphql_schema.errors import BadArgument, NotFound
 from graphql_schema.types import to_ns
+from strategies.errors import InvalidRequest, UnknownBacktest
+from strategies.request import BacktestRequest
+from strategies.service import BacktestFilter
 
 #: Most backtests one `backtests` page holds.
 MAX_BACKTESTS_PAGE = 100
@@ -59,7 +58,7 @@ class BacktestQuery:
     async def backtests(
         self,
         info: strawberry.Info[Context, None],
-        filter: BacktestFilter | None = None,
+        filter: BacktestFilterInput | None = None,
         limit: Annotated[
             int, strawberry.argument(description=f"At most {MAX_BACKTESTS_PAGE}.")
         ] = 20,
@@ -69,8 +68,8 @@ class BacktestQuery:
     ) -> BacktestPage:
         if not 1 <= limit <= MAX_BACKTESTS_PAGE:
             raise BadArgument("limit", f"expected 1 to {MAX_BACKTESTS_PAGE}, got {limit}")
-        given = filter or BacktestFilter()
-        request = FilterRequest(
+        given = filter or BacktestFilterInput()
+        request = BacktestFilter(
             status=given.status.value if given.status is not None else None,
             kind=given.kind.value if given.kind is not None else None,
             strategy=given.strategy,
@@ -100,8 +99,7 @@ class BacktestMutation:
         self, info: strawberry.Info[Context, None], input: BacktestInput
     ) -> Backtest:
         with _arguments():
-            request = _request(input, info.context.limits.timeframes)
-            return Backtest.of(await backtest_service(info).submit(request))
+            return Backtest.of(await backtest_service(info).submit(_request(input)))
 
     @strawberry.mutation(
         description="Cancel a queued or running backtest or sweep (a running one stops within "
@@ -115,7 +113,7 @@ class BacktestMutation:
 
     @strawberry.mutation(
         description="Queue one run per combination of `grid` (each overriding `input.params`) "
-        "across the worker pool; the sweep ranks them by `rankBy` when all have ended. "
+        "across the workers; the sweep ranks them by `rankBy` when all have ended. "
         "Returns at once with status QUEUED."
     )
     async def run_sweep(
@@ -135,8 +133,8 @@ class BacktestMutation:
         ] = "sharpe",
     ) -> Backtest:
         with _arguments():
-            request = _request(input, info.context.limits.timeframes)
-            return Backtest.of(await backtest_service(info).submit_sweep(request, grid, rank_by))
+            service = backtest_service(info)
+            return Backtest.of(await service.submit_sweep(_request(input), grid, rank_by))
 
 
 @strawberry.type
@@ -157,10 +155,7 @@ class BacktestSubscription:
                 await updates.aclose()
 
 
-def _request(input: BacktestInput, timeframes: tuple[str, ...]) -> BacktestRequest:
-    if input.timeframe not in timeframes:
-        raise InvalidInput("timeframe", f"expected one of {', '.join(timeframes)}, got "
-                                        f"{input.timeframe!r}")
+def _request(input: BacktestInput) -> BacktestRequest:
     sizing = input.sizing
     return BacktestRequest(
         exchange=input.exchange,
@@ -191,7 +186,7 @@ def _arguments() -> Iterator[None]:
     """Turn the service's errors into GraphQL errors naming the client's argument."""
     try:
         yield
-    except InvalidInput as error:
+    except InvalidRequest as error:
         raise BadArgument(_argument(error.field), error.message) from error
     except UnknownBacktest as error:
         raise NotFound(str(error)) from error

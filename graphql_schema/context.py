@@ -9,12 +9,12 @@ from typing import Protocol
 
 import polars as pl
 
-from graphql_schema.backtest_service import BacktestService
 from market.messages import Candle
+from strategies.service import BacktestService
 
 
 class MarketSummary(Protocol):
-    """A market with stored candles (`db.store.SymbolSummary`)."""
+    """A market with stored candles (`db.candle_store.SymbolSummary`)."""
 
     @property
     def exchange(self) -> str: ...
@@ -29,7 +29,8 @@ class MarketSummary(Protocol):
 
 
 class CandleReader(Protocol):
-    """The reads of `db.store.Store` that resolvers use; see it for what each one returns."""
+    """The store reads resolvers use (of `db.candle_store.CandleStore` and
+    `db.indicator_store.IndicatorStore`, which say what each one returns)."""
 
     def candles(
         self,
@@ -134,5 +135,5 @@ class Context:
     limits: Limits
     access: Access = field(default_factory=OpenAccess)
     connection_params: dict[str, object] | None = None
-    # Backtests and sweeps (`graphql_schema.backtest_service`); None where none run.
+    # Backtests and sweeps (`strategies.service`); None where the server offers none.
     backtests: BacktestService | None = None

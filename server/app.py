@@ -33,7 +33,8 @@ from db.store import Store
 from graphql_schema.context import Context, Limits
 from graphql_schema.schema import build_schema
 from server.auth import ApiKeys, Gate
-from server.backtests import BacktestService
+from server.backtest_queue import JetStreamQueue
+from server.backtest_worker import BacktestWorker
 from server.fanout import CandleFanout
 from server.flow_reports import FlowReports
 from server.flowlag import FlowLag
@@ -43,6 +44,7 @@ from server.metrics import Metrics
 from server.ratelimit import Rate
 from server.settings import Settings
 from server.stores import open_store
+from strategies.service import BacktestService
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +168,20 @@ def create_app(
         fanout = CandleFanout(nc, capacity=settings.subscription_buffer, metrics=metrics.fanout)
         await flow_lag.watch(nc)
         await flow_reports.watch(nc)
-        # Its worker processes import the engine in the background: ready at once.
-        backtests = BacktestService(store, settings)
-        await backtests.start()
+        queue = JetStreamQueue(nc)
+        await queue.start()
+        backtests = BacktestService(
+            store, queue, timeframes=settings.timeframes, sweep_max_runs=settings.sweep_max_runs
+        )
+        # Backtests run in `candlegraph worker` processes; this server runs some itself only
+        # when asked (`serve --workers N`).
+        stop_worker = asyncio.Event()
+        worker: asyncio.Task[None] | None = None
+        if settings.backtest_workers:
+            worker = asyncio.create_task(BacktestWorker(
+                settings, nc, store, concurrency=settings.backtest_workers
+            ).run(stop_worker))
+            worker.add_done_callback(_report_worker_end)
         # Per request, `CandleGraphQL.get_context` replaces `access` with the caller's.
         context = Context(
             store=store,
@@ -180,7 +193,9 @@ def create_app(
         try:
             yield {"context": context, "nc": nc, "store": store, "fanout": fanout}
         finally:
-            await backtests.close()
+            stop_worker.set()
+            if worker is not None:
+                await asyncio.gather(worker, return_exceptions=True)
             await flow_lag.stop()
             await flow_reports.stop()
             await fanout.close()
@@ -261,6 +276,11 @@ def _middleware(settings: Settings) -> list[Middleware]:
             max_age=600,
         ))
     return middleware
+
+
+def _report_worker_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the server's backtest worker failed", exc_info=task.exception())
 
 
 async def _checks(request: Request) -> dict[str, str]:

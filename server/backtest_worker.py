@@ -1,143 +1,239 @@
-"""What a backtest worker process runs: load candles from the store, run, store the results.
+"""`candlegraph worker`: pull backtest jobs from JetStream and run them in worker processes.
 
-Workers are the spawned processes of the pool that `server.backtests.BacktestService` owns.
-Importing this module loads the engine (about a second); `start` runs once in each worker as
-it starts and opens the worker's own store from the settings, so candles never travel through
-a pipe. `run` executes one `Job` and returns an `Outcome`; it never raises, because an
-exception crossing the process boundary must unpickle in the web process, and ours take
-constructor arguments that do not.
+A worker runs on any machine that reaches NATS and the store. It has `concurrency` slots
+(`server.backtest_slots`), each a process, and pulls one job from the `workers` consumer
+(`server.backtest_queue`) whenever a slot is free, so queued jobs spread over every worker.
+For each job:
 
-A worker talks to the web process through one multiprocessing queue of `WorkerEvent`s:
-`started` as a job begins, `progress` after each batch of bars. It stops a job early when the
-job's record in the store no longer says QUEUED or RUNNING: the service is the only writer of
-records and marks a job CANCELLED there (or FAILED when it shuts down). That check runs at the
-start, after every batch of bars (`strategies.runner.BATCH_BARS`, a second or two of work) and
-before the results are written, so a cancelled run stops within one batch and stores nothing.
+- the delivery count is the attempt; a job delivered more than `max_attempts` times is marked
+  FAILED with the reason of its last attempt, and acked;
+- the worker claims the run's record under that attempt (`strategies.attempt.claim`) and
+  announces it RUNNING, then hands the job to a free slot's process;
+- while the job runs, the worker sends an in-progress ack every third of the ack wait, so the
+  job is not delivered again; a worker that dies (even by SIGKILL) stops sending them, and the
+  job goes to another worker after the ack wait, where it runs from the start;
+- each record change the slot stores is announced on NATS (`backtests.events.<id>`);
+- when the attempt ends the job is acked, unless a later attempt owns it (this worker was
+  presumed dead and its delivery is stale: acking it would ack the later one's), or the store
+  failed (the job is handed back after a pause);
+- a slot whose process dies hands the job back with the reason written on the record, or,
+  after the last attempt, fails it with that reason.
+
+Stopping (SIGINT, SIGTERM) stops pulling, kills the slots' processes and hands their jobs back
+to the queue at once (they run again from the start, on another worker or after a restart).
+`candlegraph serve --workers N` runs the same worker inside the server process.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import multiprocessing
+import os
+import signal
+import socket
+import time
 from collections.abc import Callable
-from multiprocessing.queues import Queue
-from typing import Literal, NamedTuple
 
-import msgspec
-import polars as pl
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
 
-from db.store import BACKTEST_EQUITY_SCHEMA, BACKTEST_TRADE_SCHEMA, Store
+from db.backtest_store import BacktestRecord
+from db.store import StoreError
+from server.backtest_queue import (
+    CONSUMER,
+    STREAM,
+    JetStreamQueue,
+    ensure_jobs_stream,
+    ensure_workers_consumer,
+)
+from server.backtest_slots import Slot, SlotDied
 from server.settings import Settings
 from server.stores import open_store
-from strategies.errors import BacktestInputError
-from strategies.runner import run_backtest
-from strategies.spec import BacktestSpec
+from strategies.attempt import AttemptEnd, AttemptStore, claim, give_up, note_failure
+from strategies.jobs import Job, decode_job
 
 log = logging.getLogger(__name__)
 
-_ACTIVE = frozenset({"QUEUED", "RUNNING"})
+#: How long a pull waits for a job before the worker looks up (to notice a stop).
+PULL_WAIT_S = 1.0
+#: How long a job handed back after a failure waits before it is delivered again.
+RETRY_DELAY_S = 1.0
 
 
-class Job(msgspec.Struct, frozen=True, kw_only=True):
-    """One run for a worker. `keep_equity` is False for a sweep's runs: a curve holds one point
-    per bar, and a sweep of hundreds would store hundreds of them."""
+class BacktestWorker:
+    """Pulls jobs and runs them in `concurrency` processes until `run`'s `stop` is set."""
 
-    id: str
-    spec: BacktestSpec
-    start_ns: int
-    end_ns: int
-    sweep_id: str | None = None
-    keep_equity: bool = True
+    def __init__(
+        self,
+        settings: Settings,
+        nc: Client,
+        store: AttemptStore,
+        *,
+        concurrency: int,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._settings = settings
+        self._nc = nc
+        self._store = store
+        self._concurrency = concurrency
+        self._clock = clock
+        self._queue = JetStreamQueue(nc)
+        self._ack_wait_s = settings.backtest_ack_wait_s
+        self._max_attempts = settings.backtest_max_attempts
+        #: How this worker names itself on the records it runs.
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
 
-
-class Outcome(msgspec.Struct, frozen=True, kw_only=True):
-    """How a job ended. `metrics_json` is the runner's `Metrics` as JSON when it succeeded."""
-
-    status: Literal["SUCCEEDED", "FAILED", "CANCELLED"]
-    metrics_json: str | None = None
-    error: str | None = None
-
-
-class WorkerEvent(NamedTuple):
-    id: str
-    kind: Literal["started", "progress"]
-    progress: float
-
-
-class Cancelled(Exception):
-    """The job's record says it should no longer run."""
-
-
-class _Worker:
-    """The state of one worker process: its store, its event queue and the candles of the
-    sweep it last worked on (every run of a sweep reads the same range)."""
-
-    def __init__(self, store: Store, events: Queue[WorkerEvent]) -> None:
-        self.store = store
-        self.events = events
-        self._frame_key: tuple[object, ...] | None = None
-        self._frame: pl.DataFrame | None = None
-
-    def run(self, job: Job) -> Outcome:
+    async def run(self, stop: asyncio.Event) -> None:
+        js = self._nc.jetstream()
+        await ensure_jobs_stream(js)
+        await ensure_workers_consumer(js, ack_wait_s=self._ack_wait_s)
+        pull = await js.pull_subscribe_bind(CONSUMER, STREAM)
+        context = multiprocessing.get_context("spawn")
+        slots = [Slot(context, self._settings, index) for index in range(self._concurrency)]
+        free: asyncio.Queue[Slot] = asyncio.Queue()
+        for slot in slots:
+            free.put_nowait(slot)
+        running: set[asyncio.Task[None]] = set()
+        log.info("backtest worker %s pulling with %d processes", self.name, self._concurrency)
         try:
-            self.events.put(WorkerEvent(job.id, "started", 0.0))
-            self._check(job.id)
-            result = run_backtest(self._candles(job), job.spec, on_progress=self._reporter(job))
-            trades = pl.DataFrame(msgspec.to_builtins(result.trades), schema=BACKTEST_TRADE_SCHEMA)
-            equity = pl.DataFrame(
-                {"ts": result.equity.ts, "equity": result.equity.equity,
-                 "position": result.equity.position} if job.keep_equity else {},
-                schema=BACKTEST_EQUITY_SCHEMA,
+            while not stop.is_set():
+                slot = await _first(free.get(), stop)
+                if slot is None:
+                    break
+                msg = await self._pull(pull)
+                if msg is None:
+                    free.put_nowait(slot)
+                    continue
+                task = asyncio.create_task(self._handle(msg, slot))
+                running.add(task)
+                task.add_done_callback(running.discard)
+                task.add_done_callback(lambda _, slot=slot: free.put_nowait(slot))
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            for slot in slots:
+                slot.close()
+            with contextlib.suppress(Exception):
+                await pull.unsubscribe()
+            log.info("backtest worker %s stopped", self.name)
+
+    async def _pull(self, pull: nats.js.JetStreamContext.PullSubscription) -> Msg | None:
+        try:
+            [msg] = await pull.fetch(1, timeout=PULL_WAIT_S)
+        except (TimeoutError, NatsTimeoutError):
+            return None
+        return msg
+
+    async def _handle(self, msg: Msg, slot: Slot) -> None:
+        attempt = msg.metadata.num_delivered
+        try:
+            job = decode_job(msg.data)
+        except ValueError as error:
+            log.error("dropping a backtest job that is not one (%s): %.200r", error, msg.data)
+            await msg.term()
+            return
+        if attempt > self._max_attempts:
+            await self._give_up(job, self._max_attempts, None)
+            await msg.ack()
+            return
+        try:
+            claimed = await asyncio.to_thread(
+                claim, self._store, job, attempt, worker=self.name, clock=self._clock
             )
-            self._check(job.id)
-            self.store.put_backtest_results(job.id, trades, equity)
-            metrics = msgspec.json.encode(result.metrics).decode()
-            return Outcome(status="SUCCEEDED", metrics_json=metrics)
-        except Cancelled:
-            return Outcome(status="CANCELLED", error="cancelled while running")
-        except BacktestInputError as error:
-            return Outcome(status="FAILED", error=str(error))
-        except Exception as error:
-            log.exception("backtest %s failed", job.id)
-            return Outcome(status="FAILED", error=f"{type(error).__name__}: {error}")
+        except StoreError as error:
+            claimed = AttemptEnd(outcome="retry", detail=f"the store failed: {error}")
+        if isinstance(claimed, AttemptEnd):
+            await self._ended(msg, job, attempt, claimed)
+            return
+        log.info("backtest %s attempt %d: starting", job.id, attempt)
+        keeping = asyncio.create_task(self._keep_alive(msg))
+        try:
+            await self._queue.announce(claimed)
+            end = await slot.run(job, claimed, self._queue.announce)
+        except SlotDied as died:
+            await self._lost(msg, job, attempt, str(died))
+            return
+        except asyncio.CancelledError:
+            # Stopping: hand the job back at once, for another worker (or this one, restarted).
+            with contextlib.suppress(Exception):
+                await msg.nak()
+            raise
+        finally:
+            keeping.cancel()
+        await self._ended(msg, job, attempt, end)
 
-    def _reporter(self, job: Job) -> Callable[[float], None]:
-        def report(fraction: float) -> None:
-            self.events.put(WorkerEvent(job.id, "progress", fraction))
-            self._check(job.id)
+    async def _ended(self, msg: Msg, job: Job, attempt: int, end: AttemptEnd) -> None:
+        log.info("backtest %s attempt %d: %s %s %s", job.id, attempt, end.outcome,
+                 end.status or "", end.detail)
+        if end.outcome in ("ended", "gone"):
+            await msg.ack()
+        elif end.outcome == "retry":
+            await msg.nak(delay=RETRY_DELAY_S)
+        # "superseded": a later delivery owns the job; acking this one would ack that one.
 
-        return report
+    async def _lost(self, msg: Msg, job: Job, attempt: int, reason: str) -> None:
+        if attempt >= self._max_attempts:
+            await self._give_up(job, attempt, reason)
+            await msg.ack()
+            return
+        await asyncio.to_thread(note_failure, self._store, job.id, attempt, reason)
+        await msg.nak(delay=RETRY_DELAY_S)
 
-    def _check(self, id: str) -> None:
-        record = self.store.backtest(id)
-        if record is not None and record.status not in _ACTIVE:
-            raise Cancelled(id)
-
-    def _candles(self, job: Job) -> pl.DataFrame:
-        spec = job.spec
-        key = (job.sweep_id, spec.exchange, spec.symbol, spec.timeframe, job.start_ns, job.end_ns)
-        if job.sweep_id is not None and key == self._frame_key and self._frame is not None:
-            return self._frame
-        frame = self.store.candles_frame(
-            spec.exchange, spec.symbol, spec.timeframe, job.start_ns, job.end_ns
+    async def _give_up(self, job: Job, attempts: int, reason: str | None) -> None:
+        changed: list[BacktestRecord] = []
+        failed = await asyncio.to_thread(
+            give_up, self._store, job.id, attempts, reason, now_ns=self._clock(),
+            announce=changed.append, sweep_id=job.sweep_id,
         )
-        self._frame_key, self._frame = key, frame
-        return frame
+        for record in changed:
+            await self._queue.announce(record)
+        if failed is not None:
+            log.error("backtest %s: %s", job.id, failed.error)
+
+    async def _keep_alive(self, msg: Msg) -> None:
+        while True:
+            await asyncio.sleep(self._ack_wait_s / 3)
+            with contextlib.suppress(Exception):  # a lost one costs at most a redelivery
+                await msg.in_progress()
 
 
-# One per worker process, set by `start`: the pool calls module-level functions, so the
-# process's state has to live at module level.
-_worker: _Worker | None = None
+async def _first[T](waiting: asyncio.Future[T] | asyncio.Task[T] | object, stop: asyncio.Event
+                    ) -> T | None:
+    """The awaitable's result, or None if `stop` is set first (the awaitable is cancelled)."""
+    task = asyncio.ensure_future(waiting)  # type: ignore[arg-type]
+    stopping = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    return None
 
 
-def start(settings: Settings, events: Queue[WorkerEvent]) -> None:
-    """The pool's initializer (importing this module has loaded the engine): open this
-    process's store."""
-    global _worker
-    _worker = _Worker(open_store(settings), events)
+def run_worker(settings: Settings) -> int:
+    """`candlegraph worker`: run until SIGINT or SIGTERM."""
 
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        store = open_store(settings)
+        nc = await nats.connect(
+            settings.nats_url, name="candlegraph-worker", max_reconnect_attempts=-1
+        )
+        try:
+            worker = BacktestWorker(settings, nc, store, concurrency=settings.worker_concurrency)
+            await worker.run(stop)
+        finally:
+            await nc.drain()
+            store.close()
 
-def run(job: Job) -> Outcome:
-    """Run one job in this worker process (the function the service submits to the pool)."""
-    if _worker is None:
-        raise RuntimeError("backtest worker used before start(): create the pool with it")
-    return _worker.run(job)
+    asyncio.run(main())
+    return 0
+

@@ -1,4 +1,5 @@
-"""The `candlegraph` command: up, serve, flow, simulate, feed, backfill, import and schema.
+"""The `candlegraph` command: up, serve, worker, flow, simulate, feed, backfill, import and
+schema.
 
 Settings come from `CANDLEGRAPH_*` variables, then from flags; see `server.settings`.
 """
@@ -53,7 +54,10 @@ def _parser() -> argparse.ArgumentParser:
                 help="comma-separated markets, e.g. BTC/USDT,ETH/USDT",
             )
 
-    up = command("up", "Start NATS, the dataflow, the simulator and the GraphQL server.")
+    up = command(
+        "up", "Start NATS, the dataflow, the simulator (or an exchange feed), a backtest worker"
+        " and the GraphQL server."
+    )
     up.add_argument("--port", type=int, help="GraphQL HTTP port (default 8000)")
     up.add_argument("--nats-port", type=int, help="NATS port (default: a free one)")
     feed_flags(up)
@@ -63,6 +67,19 @@ def _parser() -> argparse.ArgumentParser:
     nats_url(serve)
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    serve.add_argument(
+        "--workers", type=int, dest="backtest_workers",
+        help="backtest worker processes to run in this server (default 0: none)",
+    )
+
+    worker = command(
+        "worker", "Run backtest jobs from the queue (on any machine with NATS and the store)."
+    )
+    nats_url(worker)
+    worker.add_argument(
+        "--concurrency", type=int, dest="worker_concurrency",
+        help="backtests to run at once, each in its own process (default 2)",
+    )
 
     flow = command("flow", "Run the candle dataflow only.")
     nats_url(flow)
@@ -153,6 +170,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return run_up(settings)
         case "serve":
             return _serve(settings)
+        case "worker":
+            from server.backtest_worker import run_worker
+
+            return run_worker(settings)
         case "flow":
             return _flow(settings)
         case "simulate":

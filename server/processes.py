@@ -58,7 +58,8 @@ def nats_server_binary() -> str:
     return found
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Ask the kernel for SIGTERM when the thread that started this process ends."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -73,7 +74,7 @@ def spawn(args: Sequence[str], *, env: Mapping[str, str], log_path: Path | None 
             stdout=stdout,
             stderr=subprocess.STDOUT if stdout is not None else None,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # runs before any thread of ours starts
+            preexec_fn=die_with_parent,  # runs before any thread of ours starts
         )
     finally:
         if stdout is not None:

@@ -98,9 +98,12 @@ class Settings:
     max_request_bytes: int = 256 * 1024
     max_websockets: int = 1000
     ws_init_timeout_s: float = 10.0
-    # Backtests: worker processes, and the most runs one parameter sweep may ask for (at most
-    # strategies.sweep.MAX_COMBINATIONS, 1000).
-    backtest_workers: int = 2
+    # Backtests: the most runs one parameter sweep may ask for (at most
+    # strategies.sweep.MAX_COMBINATIONS, 1000); the worker processes `candlegraph serve` runs
+    # itself (`--workers`; none by default) and `candlegraph worker` runs (`--concurrency`);
+    # how long a job's worker may go silent before the job is delivered to another, and how
+    # many deliveries a job gets before it is failed.
+    backtest_workers: int = 0
     sweep_max_runs: int = 200
     # Real markets (`candlegraph feed`, `backfill`, `up --exchange`): a ccxt exchange id, its
     # markets (BTC/USDT or BTC-USDT), and a JSON object merged into ccxt's config. The feed:
@@ -119,6 +122,9 @@ class Settings:
     feed_buffer: int = 100_000
     feed_metrics_port: int = 9200
     feed_stats_interval_s: float = 10.0
+    worker_concurrency: int = 2
+    backtest_ack_wait_s: float = 30.0
+    backtest_max_attempts: int = 3
 
     def __post_init__(self) -> None:
         if self.store not in {"embedded", "questdb"}:
@@ -182,9 +188,21 @@ class Settings:
             raise SettingsError(f"max_websockets must be >= 1, got {self.max_websockets}")
         if self.ws_init_timeout_s <= 0:
             raise SettingsError(f"ws_init_timeout_s must be > 0 s, got {self.ws_init_timeout_s}")
-        if not 1 <= self.backtest_workers <= 64:
+        if not 0 <= self.backtest_workers <= 64:
             raise SettingsError(
-                f"backtest_workers must be 1 to 64 processes, got {self.backtest_workers}"
+                f"backtest_workers must be 0 to 64 processes, got {self.backtest_workers}"
+            )
+        if not 1 <= self.worker_concurrency <= 64:
+            raise SettingsError(
+                f"worker_concurrency must be 1 to 64 processes, got {self.worker_concurrency}"
+            )
+        if self.backtest_ack_wait_s < 0.5:
+            raise SettingsError(
+                f"backtest_ack_wait_s must be >= 0.5 s, got {self.backtest_ack_wait_s}"
+            )
+        if not 1 <= self.backtest_max_attempts <= 100:
+            raise SettingsError(
+                f"backtest_max_attempts must be 1 to 100, got {self.backtest_max_attempts}"
             )
         if not 1 <= self.sweep_max_runs <= 1000:
             raise SettingsError(f"sweep_max_runs must be 1 to 1000, got {self.sweep_max_runs}")
@@ -318,4 +336,7 @@ ENVIRONMENT: dict[str, Callable[[str], Any]] = {
     "feed_buffer": int,
     "feed_metrics_port": int,
     "feed_stats_interval_s": float,
+    "worker_concurrency": int,
+    "backtest_ack_wait_s": float,
+    "backtest_max_attempts": int,
 }

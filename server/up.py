@@ -1,9 +1,9 @@
 """`candlegraph up`: the embedded system in the foreground.
 
 Starts a NATS server with JetStream (storage under the data directory), then the dataflow,
-a trade source (the simulator, or with `--exchange` the exchange feed of `candlegraph feed`)
-and the GraphQL server as child processes that find each other through settings passed as
-`CANDLEGRAPH_*` variables. A child that exits is started again after a
+a trade source (the simulator, or with `--exchange` the exchange feed of `candlegraph feed`),
+the GraphQL server and a backtest worker as child processes that find each other through
+settings passed as `CANDLEGRAPH_*` variables. A child that exits is started again after a
 pause that doubles from `RESTART_DELAY_S` up to `RESTART_DELAY_CAP_S` with each restart of it
 (the flow also restarts its own workers, see `server.flow_process`). SIGINT or SIGTERM stops
 them all.
@@ -113,6 +113,7 @@ def run_up(settings: Settings) -> int:
         _Child("the dataflow", [*python, "flow"], env),
         _Child("the trade source", [*python, trade_source(settings)], env),
         _Child("the GraphQL server", [*python, "serve"], env),
+        _Child("the backtest worker", [*python, "worker"], env),
     ]
     children = [nats, *workers]
     try:

@@ -1,14 +1,23 @@
-"""Backtests through NautilusTrader: strategies, their registry, the runner and its metrics.
+"""Backtests through NautilusTrader: everything about what a backtest is, in one package.
 
-The surface the API and the worker pool use:
+How a backtest runs, in order:
 
-- `registry.list_strategies()`, `registry.strategy_info(name)`, `registry.validate_params(name,
-  params)`: what exists, each parameter's schema, and checking a user's params.
-- `spec.BacktestSpec`: what to run (a JSON-ready msgspec Struct).
-- `runner.run_backtest(candles, spec, on_progress=...)` -> `result.BacktestResult`.
-- `sweep.run_sweep(candles, spec, grid, rank_by=..., executor=...)` -> `sweep.SweepResult`.
-- `errors`: `BacktestInputError` (the user's fault, safe to show) and `BacktestRunError`.
+- `request`: a client's request (`BacktestRequest`) and every check it must pass, giving the
+  `spec.BacktestSpec` to run; `registry` lists the strategies and checks their params.
+- `sweep`: a parameter sweep's plan (its grid under a cap, the combinations skipped), its
+  ranking and the stored `SweepRanking`; `run_serially` runs a plan in this process.
+- `service.BacktestService`: what every GraphQL server runs: store the record, queue the job
+  (`jobs.Job`, through the `jobs.JobQueue` seam), cancel, list, follow progress.
+- `attempt.run_attempt`: one delivery of a job in a worker process: claim the record under
+  the attempt's number, load the candles, run, store progress and the result, each with a
+  compare-and-set so a cancel or a later attempt stops it; `sweep_record` keeps a sweep's
+  own record up to date as its runs end.
+- `runner.run_backtest(candles, spec)` -> `result.BacktestResult`: the engine itself, with
+  `bars`, `instrument`, `ledger` and `metrics` (the figures, computed from the fills).
+- `errors`: `BacktestInputError` (the user's fault, safe to show; `InvalidRequest` names the
+  request's field) and `BacktestRunError`.
 
-Every other module holds one strategy (`ema_cross`, `rsi_reversion`, ...) or one piece of the
-runner (`bars`, `instrument`, `ledger`, `metrics`, `result`).
+Every other module holds one strategy (`ema_cross`, `rsi_reversion`, ...). The queue and the
+worker processes are wired in `server.backtest_queue`, `server.backtest_worker` and
+`server.backtest_slots`.
 """

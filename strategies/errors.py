@@ -7,11 +7,16 @@ BacktestError                  anything that stops a backtest
 │   ├── ParameterError         a strategy parameter: unknown, wrong type, out of bounds
 │   │   └── ParameterConflictError  values fine alone but forbidden together (fast >= slow)
 │   ├── SpecError              a field of the backtest spec (fees, balance, symbol...)
-│   └── CandleDataError        the candles cannot be run (empty, unsorted, bad prices...)
+│   ├── CandleDataError        the candles cannot be run (empty, unsorted, bad prices...)
+│   └── InvalidRequest         a request to queue a backtest or sweep, naming its field
+├── UnknownBacktest            no backtest or sweep has this id
 └── BacktestRunError           the engine failed on valid input: a bug or a limit, not the user
 ```
 
 Every input error names where the problem is, what was expected and what arrived.
+`InvalidRequest.field` is in the request's own snake_case terms (`strategy`, `params.fast`,
+`sizing.quantity`, `end`, `range`, `grid.fast`, `rank_by`...), so the API can name the
+argument the client sent.
 `BacktestInputError` is a `ValueError`, so msgspec turns one raised while decoding a spec into
 its own `ValidationError` with the same message.
 """
@@ -65,6 +70,23 @@ class SpecError(BacktestInputError):
 
 class CandleDataError(BacktestInputError):
     """The candles handed to a backtest cannot be run."""
+
+
+class InvalidRequest(BacktestInputError):
+    """A request to queue a backtest or a sweep that cannot run, and which field is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class UnknownBacktest(BacktestError, LookupError):
+    """No backtest or sweep has this id."""
+
+    def __init__(self, id: str) -> None:
+        super().__init__(f"no backtest or sweep with id {id!r}")
+        self.id = id
 
 
 class BacktestRunError(BacktestError):

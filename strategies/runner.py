@@ -80,7 +80,7 @@ def run_backtest(
     analysis: bool = False,
 ) -> BacktestResult:
     """Backtest `spec` on `candles` (columns ts = bucket start in ns, open, high, low, close,
-    volume; oldest first, as `Store.candles_frame` returns them).
+    volume; oldest first, as `CandleStore.candles_frame` returns them).
 
     Raises `BacktestInputError` subclasses for bad input, before any engine starts.
     `on_progress(fraction)` is called with 0.0 first, after each batch of bars, and 1.0 last.

@@ -1,27 +1,27 @@
-"""Parameter sweeps: one strategy over a grid of params, run across a process pool, ranked.
+"""Parameter sweeps: one strategy over a grid of params, planned, run, ranked.
 
-Each combination is a full backtest in a worker process (NautilusTrader holds the GIL and keeps
-per-process logging state, so processes, not threads). Combinations the strategy forbids
-(e.g. fast >= slow in a grid of both) are skipped with their reason rather than failing the
-sweep. Pass a long-lived `executor` from the server's worker pool to skip the pool's start-up
-(about a second per worker to import NautilusTrader); without one, a pool is made and closed.
+A sweep is planned once (`plan_sweep`: the grid expanded under its cap, each combination's
+params checked, the ones the strategy forbids together skipped with their reason), each run is
+an ordinary backtest, and the runs that ended are ranked (`rank_sweep`) into the `SweepRanking`
+stored as the sweep's result. Production queues the runs as jobs for the workers
+(`strategies.service`, `strategies.sweep_record`); `run_serially` runs the same plan one run
+after another in this process and ranks it the same way: the reference a distributed sweep
+must equal, and the serial time the benchmarks compare against.
 """
 
 from __future__ import annotations
 
-import importlib
 import itertools
-import multiprocessing
-import os
+import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from collections.abc import Mapping, Sequence
 
 import msgspec
 import polars as pl
 
-from strategies.errors import ParameterConflictError, SpecError
+from strategies.errors import InvalidRequest, ParameterConflictError, ParameterError, SpecError
 from strategies.registry import ParamValue, validate_params
+from strategies.request import bad_param, bad_spec
 from strategies.result import Metrics
 from strategies.runner import run_backtest
 from strategies.spec import BacktestSpec
@@ -44,152 +44,168 @@ RANKABLE: dict[str, bool] = {
 }
 
 
-class SweepRun(msgspec.Struct, frozen=True, kw_only=True):
-    """One combination's outcome. `elapsed_s` is its own run time inside its worker."""
-
-    params: dict[str, ParamValue]
-    metrics: Metrics
-    elapsed_s: float
-
-
 class SkippedRun(msgspec.Struct, frozen=True, kw_only=True):
-    """A combination the strategy refuses, and why."""
+    """A combination of the grid the strategy refuses (e.g. fast >= slow); never run."""
 
     params: dict[str, ParamValue]
     reason: str
 
 
-class SweepResult(msgspec.Struct, frozen=True, kw_only=True):
-    """The runs best first by `rank_by` (runs where it is undefined last), and the skipped."""
+class SweepPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """What a sweep runs: one spec per accepted combination, in grid order."""
+
+    base: BacktestSpec
+    grid: dict[str, list[ParamValue]]
+    rank_by: str
+    runs: list[BacktestSpec]
+    skipped: list[SkippedRun]
+
+
+class SweepRun(msgspec.Struct, frozen=True, kw_only=True):
+    """One run of a sweep as it ended; `metrics` when it succeeded."""
+
+    id: str
+    params: dict[str, ParamValue]
+    status: str
+    metrics: Metrics | None = None
+    error: str | None = None
+
+
+class RankedRun(msgspec.Struct, frozen=True, kw_only=True):
+    """A run that succeeded: its record id, its params, its metrics."""
+
+    id: str
+    params: dict[str, ParamValue]
+    metrics: Metrics
+
+
+class FailedRun(msgspec.Struct, frozen=True, kw_only=True):
+    """A run that failed or was cancelled, and why."""
+
+    id: str
+    params: dict[str, ParamValue]
+    status: str
+    error: str | None
+
+
+class SweepRanking(msgspec.Struct, frozen=True, kw_only=True):
+    """A sweep's result, stored as its record's `metrics_json`: runs best first by `rank_by`,
+    runs where that metric is undefined last, ties in grid order."""
 
     rank_by: str
-    runs: list[SweepRun]
-    skipped: list[SkippedRun]
-    elapsed_s: float
+    runs: list[RankedRun]
+    failed: list[FailedRun] = msgspec.field(default_factory=list)
+    skipped: list[SkippedRun] = msgspec.field(default_factory=list)
 
 
-def worker_pool(max_workers: int = 2) -> ProcessPoolExecutor:
-    """A process pool for backtests: spawned workers (not forked: a fork would copy
-    NautilusTrader's runtime and threads mid-flight) that import the runner as they start.
-    Create one in the server's lifespan and pass it to `run_sweep`."""
-    return ProcessPoolExecutor(
-        max_workers=max_workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_load_runner,
-    )
+class SerialSweep(msgspec.Struct, frozen=True, kw_only=True):
+    """A sweep run in this process: its ranking and each run's own time, in plan order."""
 
-
-def warm_up(executor: Executor, workers: int) -> None:
-    """Start every worker of a fresh pool, so the first sweep does not wait for imports."""
-    seen: set[int] = set()
-    while len(seen) < workers:
-        seen |= set(executor.map(_worker_pid, range(workers)))
+    ranking: SweepRanking
+    run_s: list[float]
 
 
 def parameter_grid(grid: Mapping[str, Sequence[ParamValue]]) -> list[dict[str, ParamValue]]:
     """Every combination of the values, in the grid's order: {a: [1, 2], b: [3]} gives
     [{a: 1, b: 3}, {a: 2, b: 3}]."""
     names = list(grid)
-    for name in names:
-        if isinstance(grid[name], str | bytes) or len(grid[name]) == 0:
-            raise SpecError(f"grid.{name}", "a non-empty list of values", grid[name])
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
-def run_sweep(
-    candles: pl.DataFrame,
-    spec: BacktestSpec,
-    grid: Mapping[str, Sequence[ParamValue]],
-    *,
-    rank_by: str = "sharpe",
-    max_workers: int = 2,
-    executor: Executor | None = None,
-    on_progress: Callable[[float], None] | None = None,
-) -> SweepResult:
-    """Backtest `spec` once per combination of `grid` (each overriding `spec.params`).
+def plan_sweep(
+    base: BacktestSpec, grid: object, rank_by: str, *, max_runs: int = MAX_COMBINATIONS
+) -> SweepPlan:
+    """One run per combination of `grid` (each overriding `base.params`), at most `max_runs`.
 
-    Raises `BacktestInputError` before any run for an unknown metric, an empty or oversized
-    grid, or a parameter the strategy does not have or a value of the wrong type.
+    Raises `InvalidRequest` for an unknown `rank_by`, a grid that is not a non-empty mapping of
+    non-empty lists, more combinations than `max_runs`, a parameter the strategy does not have
+    or a value it refuses alone, and a grid whose every combination the strategy refuses.
     """
     if rank_by not in RANKABLE:
-        raise SpecError("rank_by", f"one of {', '.join(RANKABLE)}", rank_by)
-    combinations = parameter_grid(grid)
-    if len(combinations) > MAX_COMBINATIONS:
-        raise SpecError("grid", f"at most {MAX_COMBINATIONS} combinations", len(combinations))
-    specs: list[BacktestSpec] = []
+        raise InvalidRequest("rank_by", f"expected one of {', '.join(RANKABLE)}, got {rank_by!r}")
+    if not isinstance(grid, Mapping) or not grid:
+        expected = "an object mapping parameter names to lists of values"
+        raise InvalidRequest("grid", f"expected {expected}, got {grid!r}")
+    for name, values in grid.items():
+        if not isinstance(values, list) or not values:
+            expected = "a non-empty list of values"
+            raise InvalidRequest(f"grid.{name}", f"expected {expected}, got {values!r}")
+    count = math.prod(len(values) for values in grid.values())
+    if count > max_runs:
+        raise InvalidRequest("grid", f"expected at most {max_runs} combinations, got {count}")
+    runs: list[BacktestSpec] = []
     skipped: list[SkippedRun] = []
-    for overrides in combinations:
-        params = {**spec.params, **overrides}
+    for overrides in parameter_grid(grid):
+        params = {**base.params, **overrides}
         try:
-            validate_params(spec.strategy, params)
+            checked = validate_params(base.strategy, params)
         except ParameterConflictError as error:
             skipped.append(SkippedRun(params=params, reason=str(error)))
             continue
-        specs.append(msgspec.structs.replace(spec, params=params))
-    started = time.perf_counter()
-    runs = _run_all(candles, specs, max_workers, executor, on_progress)
-    return SweepResult(
-        rank_by=rank_by,
-        runs=rank_runs(runs, rank_by),
-        skipped=skipped,
-        elapsed_s=time.perf_counter() - started,
-    )
+        except ParameterError as error:
+            where = "grid" if error.parameter in overrides else "params"
+            raise bad_param(error, f"{where}.{error.parameter}") from error
+        try:
+            runs.append(msgspec.structs.replace(base, params=checked))
+        except SpecError as error:
+            raise bad_spec(error) from error
+    if not runs:
+        raise InvalidRequest("grid", f"the strategy refuses every combination: {skipped[0].reason}")
+    return SweepPlan(base=base, grid=dict(grid), rank_by=rank_by, runs=runs, skipped=skipped)
 
 
-def run_one(candles: pl.DataFrame, spec: BacktestSpec) -> SweepRun:
-    """One combination, as a worker runs it (a module-level function, so it pickles)."""
-    started = time.perf_counter()
-    result = run_backtest(candles, spec)
-    return SweepRun(
-        params=dict(spec.params), metrics=result.metrics, elapsed_s=time.perf_counter() - started
-    )
-
-
-def _run_all(
-    candles: pl.DataFrame,
-    specs: list[BacktestSpec],
-    max_workers: int,
-    executor: Executor | None,
-    on_progress: Callable[[float], None] | None,
-) -> list[SweepRun]:
-    if not specs:
-        return []
-    own = executor is None
-    pool = executor or worker_pool(max_workers)
-    try:
-        futures = {pool.submit(run_one, candles, each): index for index, each in enumerate(specs)}
-        runs: list[SweepRun | None] = [None] * len(specs)
-        for done, future in enumerate(as_completed(futures), start=1):
-            runs[futures[future]] = future.result()
-            if on_progress is not None:
-                on_progress(done / len(specs))
-        return [run for run in runs if run is not None]
-    finally:
-        if own:
-            pool.shutdown(cancel_futures=True)
-
-
-def _load_runner() -> None:
-    importlib.import_module("strategies.runner")
-
-
-def _worker_pid(_index: int) -> int:
-    # A short pause lets a worker still importing take its share instead of one fast worker
-    # answering every call.
-    time.sleep(0.05)
-    return os.getpid()
-
-
-def rank_runs(runs: list[SweepRun], rank_by: str) -> list[SweepRun]:
-    """`runs` best first by the metric `rank_by` (one of `RANKABLE`), runs where it is
-    undefined last, ties in their given order."""
+def rank_sweep(
+    rank_by: str, runs: Sequence[SweepRun], skipped: Sequence[SkippedRun] = ()
+) -> SweepRanking:
+    """The ranking of `runs` (in grid order): those that succeeded best first by `rank_by`,
+    the ones where it is undefined last, ties in grid order; the others listed as failed."""
     larger_is_better = RANKABLE[rank_by]
 
-    def key(run: SweepRun) -> tuple[bool, float]:
+    def key(run: RankedRun) -> tuple[bool, float]:
         value = getattr(run.metrics, rank_by)
         if value is None:
             return (True, 0.0)
         return (False, -value if larger_is_better else value)
 
+    succeeded = [
+        RankedRun(id=run.id, params=run.params, metrics=run.metrics)
+        for run in runs
+        if run.status == "SUCCEEDED" and run.metrics is not None
+    ]
+    failed = [
+        FailedRun(id=run.id, params=run.params, status=run.status, error=run.error)
+        for run in runs
+        if not (run.status == "SUCCEEDED" and run.metrics is not None)
+    ]
     # sorted() is stable and runs arrive in grid order: ties keep it, so reruns rank alike.
-    return sorted(runs, key=key)
+    return SweepRanking(
+        rank_by=rank_by, runs=sorted(succeeded, key=key), failed=failed, skipped=list(skipped)
+    )
+
+
+def run_serially(candles: pl.DataFrame, plan: SweepPlan) -> SerialSweep:
+    """Every run of `plan` in this process, one after another, ranked as a queued sweep is.
+    Runs are named by their index in the plan (`"0"`, `"1"`...)."""
+    runs: list[SweepRun] = []
+    run_s: list[float] = []
+    for index, spec in enumerate(plan.runs):
+        started = time.perf_counter()
+        result = run_backtest(candles, spec)
+        run_s.append(time.perf_counter() - started)
+        runs.append(SweepRun(id=str(index), params=dict(spec.params), status="SUCCEEDED",
+                             metrics=result.metrics))
+    return SerialSweep(ranking=rank_sweep(plan.rank_by, runs, plan.skipped), run_s=run_s)
+
+
+def plan_json(plan: SweepPlan) -> str:
+    """What a sweep's record stores as its spec: the base spec with `grid` and `rank_by`."""
+    stored = {**msgspec.to_builtins(plan.base), "grid": plan.grid, "rank_by": plan.rank_by}
+    return msgspec.json.encode(stored).decode()
+
+
+def replan(spec_json: str) -> SweepPlan:
+    """The plan of a stored sweep again, from its record's spec (`plan_json`)."""
+    stored = msgspec.json.decode(spec_json)
+    grid = stored.pop("grid")
+    rank_by = stored.pop("rank_by")
+    return plan_sweep(msgspec.convert(stored, BacktestSpec), grid, rank_by)

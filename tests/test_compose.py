@@ -23,7 +23,7 @@ from server.settings import ENVIRONMENT, PREFIX, Settings
 
 ROOT = Path(__file__).parent.parent
 CANDLEGRAPH = Path(sys.executable).parent / "candlegraph"
-PROJECT_SERVICES = {"server", "flow", "feed", "simulator"}
+PROJECT_SERVICES = {"server", "flow", "feed", "simulator", "worker"}
 SECRETS = {"QUESTDB_PASSWORD": "s3cret-test", "GRAFANA_PASSWORD": "s3cret-grafana"}
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
@@ -59,7 +59,7 @@ def services(raw: dict[str, Any]) -> dict[str, Any]:
     return interpolate(raw["services"], SECRETS)
 
 
-def test_the_system_is_nats_questdb_and_services_from_the_project_image(
+def test_the_system_is_nats_questdb_and_four_services_from_the_project_image(
     services: dict[str, Any],
 ) -> None:
     assert set(services) == {"nats", "questdb", "prometheus", "grafana"} | PROJECT_SERVICES
@@ -138,6 +138,13 @@ def test_services_wait_for_healthy_dependencies(services: dict[str, Any]) -> Non
             assert "healthcheck" in services[dependency]
     assert "questdb" in services["server"]["depends_on"]
     assert "questdb" in services["flow"]["depends_on"]
+    assert {"nats", "questdb"} <= set(services["worker"]["depends_on"])
+
+
+def test_backtest_workers_scale_without_clashing(services: dict[str, Any]) -> None:
+    worker = services["worker"]
+    assert worker["command"][0] == "worker"
+    assert "container_name" not in worker and "ports" not in worker
 
 
 def test_every_candlegraph_variable_is_a_setting_and_selects_questdb(

@@ -23,9 +23,10 @@ from db.ilp import (
     results_dataframes,
     sender_for,
 )
+from db.indicator_store import IndicatorPoint
 from db.questdb import QuestDBStore
 from db.questdb_tables import TABLES
-from db.store import IndicatorPoint, StoreError
+from db.store import StoreError
 from market.messages import Candle
 
 S = 1_000_000_000

@@ -14,11 +14,14 @@ import threading
 from contextlib import closing
 from pathlib import Path
 
+import msgspec
 import pytest
 
-import db.sqlite
+import db.sqlite_connection
+import db.sqlite_indicators
+from db.indicator_store import IndicatorPoint
 from db.sqlite import SqliteStore
-from db.store import IndicatorPoint, StoreError
+from db.store import StoreError
 from market.messages import Candle
 from tests.conditions import wait_until
 
@@ -40,7 +43,7 @@ def test_a_batch_of_many_blocks_keeps_every_row_and_the_last_of_a_repeated_key(
     tmp_path: Path,
 ) -> None:
     # Enough rows for multi-row blocks, plus a remainder; key 5 repeats across blocks.
-    count = max(2 * db.sqlite._BLOCK_ROWS, db.sqlite._BLOCK_MIN_ROWS) + 7
+    count = max(2 * db.sqlite_connection._BLOCK_ROWS, db.sqlite_connection._BLOCK_MIN_ROWS) + 7
     batch = [candle(i * 60 * S, float(i)) for i in range(count)]
     batch.append(candle(5 * 60 * S, -1.0))
     store = SqliteStore(tmp_path / "s.sqlite")
@@ -275,7 +278,8 @@ def test_an_indicator_file_of_one_row_per_value_is_migrated_on_open(
         stored = [row[0] for row in conn.execute(
             "SELECT value FROM indicators WHERE symbol = 'BTC-USDT' AND name = 'x' ORDER BY ts"
         )]
-    monkeypatch.setattr(db.sqlite, "_MIGRATE_CHUNK", 4)  # a ts cut across two chunks, too
+    # A ts cut across two chunks, too.
+    monkeypatch.setattr(db.sqlite_indicators, "_MIGRATE_CHUNK", 4)
     store = SqliteStore(path)
     frame = store.indicators("sim", "BTC-USDT", "1m")
     assert frame.columns == ["ts", "x", "y", "z"]
@@ -295,3 +299,24 @@ def test_an_indicator_file_of_one_row_per_value_is_migrated_on_open(
         ).fetchall()
     assert kinds["indicators"] == "view"
     assert long == [(0, "x", 0.1), (0, "y", 7.0)]
+
+
+def test_a_backtests_table_from_before_attempts_gains_them_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with closing(sqlite3.connect(path)) as conn, conn:  # the backtests table before attempts
+        conn.executescript("""
+            CREATE TABLE backtests (id TEXT PRIMARY KEY, kind TEXT NOT NULL,
+                status TEXT NOT NULL, strategy TEXT NOT NULL, exchange TEXT NOT NULL,
+                symbol TEXT NOT NULL, timeframe TEXT NOT NULL, start_ns INTEGER NOT NULL,
+                end_ns INTEGER NOT NULL, created_ns INTEGER NOT NULL, started_ns INTEGER,
+                finished_ns INTEGER, progress REAL NOT NULL, error TEXT,
+                spec_json TEXT NOT NULL, metrics_json TEXT, sweep_id TEXT);
+            INSERT INTO backtests VALUES ('old', 'backtest', 'SUCCEEDED', 'ema_cross', 'sim',
+                'BTC-USDT', '1m', 0, 60, 5, 6, 7, 1.0, NULL, '{}', '{}', NULL);
+        """)
+    store = SqliteStore(path)
+    old = store.backtest("old")
+    assert old is not None and (old.status, old.attempt, old.worker) == ("SUCCEEDED", 0, None)
+    store.put_backtest(msgspec.structs.replace(old, id="new", attempt=2, worker="w:1"))
+    assert store.backtest("new") == msgspec.structs.replace(old, id="new", attempt=2, worker="w:1")
+    store.close()

@@ -9,16 +9,10 @@ import threading
 import polars as pl
 import pytest
 
-from db.store import (
-    BACKTEST_EQUITY_SCHEMA,
-    BACKTEST_TRADE_SCHEMA,
-    CANDLE_SCHEMA,
-    BacktestRecord,
-    IndicatorPoint,
-    IndicatorValues,
-    Store,
-    SymbolSummary,
-)
+from db.backtest_store import BACKTEST_EQUITY_SCHEMA, BACKTEST_TRADE_SCHEMA, BacktestRecord
+from db.candle_store import CANDLE_SCHEMA, SymbolSummary
+from db.indicator_store import IndicatorPoint, IndicatorValues
+from db.store import Store
 from market.aggregator import CandleAggregator
 from market.messages import Candle, Trade
 from market.timeframes import Timeframe
@@ -488,6 +482,48 @@ def test_storing_results_again_replaces_the_earlier_ones(store: Store) -> None:
     assert store.backtest_trades("bt-3").equals(trades_frame(2))
     assert store.backtest_equity("bt-3").equals(equity_frame(5))
     assert store.backtest_trades("bt-4").height == 1
+
+
+def test_a_swap_replaces_a_record_only_while_it_is_unchanged(store: Store) -> None:
+    queued = record("bt-5", T0)
+    store.put_backtest(queued)
+    first = record("bt-5", T0, status="RUNNING", attempt=1, worker="host-a:41")
+    second = record("bt-5", T0, status="RUNNING", attempt=2, worker="host-b:7")
+    late = record("bt-5", T0, status="SUCCEEDED", attempt=1, worker="host-a:41", progress=1.0)
+
+    assert store.swap_backtest(queued, first)
+    assert store.swap_backtest(first, second)
+    # The first attempt's result, read before the second attempt took over, is refused.
+    assert not store.swap_backtest(first, late, trades=trades_frame(3), equity=equity_frame(4))
+    assert store.backtest("bt-5") == second
+    assert store.backtest_trades("bt-5").height == 0
+    assert store.backtest_equity("bt-5").height == 0
+    assert not store.swap_backtest(record("nope", T0), record("nope", T0, status="RUNNING"))
+    assert store.backtest("nope") is None
+
+
+def test_a_swap_stores_its_results_with_the_record(store: Store) -> None:
+    running = record("bt-6", T0, status="RUNNING", attempt=3, worker="w:1")
+    store.put_backtest(running)
+    done = record("bt-6", T0, status="SUCCEEDED", attempt=3, worker="w:1", progress=1.0,
+                  finished_ns=T0 + 5 * S, metrics_json='{"sharpe": 0.5}')
+
+    assert store.swap_backtest(running, done, trades=trades_frame(4), equity=equity_frame(6))
+    assert store.backtest("bt-6") == done
+    assert store.backtest_trades("bt-6").equals(trades_frame(4).sort("exit_ts", "position_id"))
+    assert store.backtest_equity("bt-6").equals(equity_frame(6))
+
+
+def test_counts_give_the_runs_of_a_sweep_by_status(store: Store) -> None:
+    store.put_backtest(record("sweep", T0, kind="sweep", status="RUNNING"))
+    statuses = ["SUCCEEDED", "RUNNING", "SUCCEEDED", "QUEUED", "FAILED"]
+    for i, status in enumerate(statuses):
+        store.put_backtest(record(f"run-{i}", T0 + (i + 1) * S, sweep_id="sweep", status=status))
+    store.put_backtest(record("elsewhere", T0 + 9 * S, sweep_id="other", status="QUEUED"))
+
+    assert store.backtest_counts("sweep") == {
+        "SUCCEEDED": 2, "RUNNING": 1, "QUEUED": 1, "FAILED": 1}
+    assert store.backtest_counts("none") == {}
 
 
 # Concurrency --------------------------------------------------------------------------------

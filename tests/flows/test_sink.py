@@ -10,8 +10,8 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from db.indicator_store import IndicatorValues
 from db.sqlite import SqliteStore
-from db.store import IndicatorValues
 from flows.outputs import FlowOutput
 from flows.sink import StoreAndPublishSink
 from market.messages import Candle, decode_candle

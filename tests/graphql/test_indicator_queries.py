@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from db.indicator_store import IndicatorPoint
 from db.sqlite import SqliteStore
-from db.store import IndicatorPoint
 from market.messages import Candle
 from server.app import create_app
 from server.settings import Settings

@@ -1,4 +1,5 @@
-"""`candlegraph up` as a user runs it: candles within 15 s, live subscriptions, clean stop."""
+"""`candlegraph up` as a user runs it: candles within 15 s, live subscriptions, a backtest run
+by its worker, clean stop."""
 
 from __future__ import annotations
 
@@ -63,6 +64,13 @@ def system(tmp_path: Path) -> subprocess.Popen:
         proc.wait()
 
 
+def graphql(port: int, query: str, **variables: object) -> dict[str, object]:
+    body = httpx.post(f"http://127.0.0.1:{port}/graphql",
+                      json={"query": query, "variables": variables}).json()
+    assert "errors" not in body, body
+    return dict(body["data"])
+
+
 def candles(port: int) -> list[dict[str, object]]:
     try:
         body = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": QUERY}).json()
@@ -94,6 +102,19 @@ async def test_up_serves_candles_streams_live_ones_and_stops_cleanly(
         message = json.loads(await ws.recv())
     assert message["payload"]["data"]["candles"]["symbol"] == "ETH-USDT"
 
+    # `up` runs a backtest worker: a backtest over the candles so far runs to the end.
+    run = """mutation($start: DateTime!, $end: DateTime!) { runBacktest(input: {exchange: "sim",
+        symbol: "BTC-USDT", timeframe: "1s", strategy: "ema_cross", start: $start, end: $end,
+        params: {fast: 2, slow: 3}}) { id } }"""
+    id = graphql(port, run, start=min(r["ts"] for r in rows), end="2100-01-01T00:00:00Z")[
+        "runBacktest"]["id"]
+    done = wait_until(
+        lambda: (b := graphql(port, "query($id: ID!) { backtest(id: $id) { status attempt } }",
+                              id=id)["backtest"])["status"] in {"SUCCEEDED", "FAILED"} and b,
+        timeout_s=60, what="the backtest to end",
+    )
+    assert done == {"status": "SUCCEEDED", "attempt": 1}
+
     # A child that dies is started again: the flow, SIGKILLed, comes back and candles go on.
     flow = command_of(system.pid, "flow")
     newest = max(r["ts"] for r in candles(port))
@@ -103,8 +124,11 @@ async def test_up_serves_candles_streams_live_ones_and_stops_cleanly(
     wait_until(lambda: max((r["ts"] for r in candles(port)), default="") > newest,
                timeout_s=30, what="newer candles from the restarted flow")
 
-    tree = children(system.pid)
-    assert len(tree) == 4  # nats-server, flow, simulator, GraphQL server
+    worker = command_of(system.pid, "worker")
+    assert worker is not None
+    assert len(children(system.pid)) == 5  # nats-server, flow, simulator, server, worker
+    assert len(children(worker)) >= 2  # its two backtest processes (and multiprocessing's own)
+    tree = children(system.pid) + children(worker)
     stopping = time.monotonic()
     system.send_signal(signal.SIGINT)
     assert system.wait(timeout=10) == 0

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from db.indicator_store import IndicatorValues
 from db.sqlite import SqliteStore
-from db.store import IndicatorValues
 from market.indicators import IndicatorSet
 from market.messages import Candle
 from server.settings import Settings

@@ -1,0 +1,87 @@
+"""Queued backtests: the job a worker runs, the life of its record, and the queue's seam.
+
+A record goes QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED. Every change is written to
+the store first (a compare-and-set, so concurrent writers never lose one) and then announced
+on the queue, so any server can follow any run. Which of two versions of a record is the
+later one (`newer`) follows from that life alone: a terminal status is final, a later attempt
+replaces an earlier one, RUNNING follows QUEUED, and progress only grows within an attempt.
+
+The queue itself (`JobQueue`) is NATS JetStream in production (`server.backtest_queue`); this
+module only says what crosses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+import msgspec
+
+from db.backtest_store import BacktestRecord
+from strategies.spec import BacktestSpec
+
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+ACTIVE = frozenset({"QUEUED", "RUNNING"})
+
+
+class Job(msgspec.Struct, frozen=True, kw_only=True):
+    """One run for a worker: its record's id and everything needed to run it.
+
+    `keep_equity` is False for a sweep's runs: a curve holds one point per bar, and a sweep of
+    hundreds would store hundreds of them.
+    """
+
+    id: str
+    spec: BacktestSpec
+    start_ns: int
+    end_ns: int
+    sweep_id: str | None = None
+    keep_equity: bool = True
+
+
+class Changes(Protocol):
+    """The changes of one record announced since the subscription began."""
+
+    async def next(self, timeout_s: float) -> list[BacktestRecord]:
+        """Every change received since the last call, oldest first, waiting up to `timeout_s`
+        for the first; empty when none came in time."""
+        ...
+
+
+class JobQueue(Protocol):
+    async def enqueue(self, jobs: Sequence[Job]) -> None:
+        """Queue the jobs durably (once each, even if sent again), in order."""
+        ...
+
+    async def announce(self, record: BacktestRecord) -> None:
+        """Tell every follower of this record (on any server) that it changed. What crosses
+        is the record without `metrics_json`: a follower reads the result from the store."""
+        ...
+
+    def follow(self, id: str) -> AbstractAsyncContextManager[Changes]:
+        """Subscribe to the changes of record `id` from now on, until the block ends."""
+        ...
+
+
+def newer(current: BacktestRecord, other: BacktestRecord) -> BacktestRecord:
+    """The later of two versions of one record."""
+    if current.status in TERMINAL:
+        return current
+    if other.status in TERMINAL:
+        return other
+    if other.attempt != current.attempt:
+        return other if other.attempt > current.attempt else current
+    if current.status != other.status:
+        return other if other.status == "RUNNING" else current
+    return other if other.progress >= current.progress else current
+
+
+def encode_job(job: Job) -> bytes:
+    return msgspec.json.encode(job)
+
+
+def decode_job(data: bytes) -> Job:
+    """A job from the queue; raises `msgspec.ValidationError` (a `ValueError`) if it is not
+    one, with the spec's own checks applied."""
+    return msgspec.json.decode(data, type=Job)
