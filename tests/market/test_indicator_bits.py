@@ -29,7 +29,13 @@ import pytest
 
 from market.candle_columns import CandleColumns
 from market.indicator_book import IndicatorBook
-from market.indicators import DEFAULT_INDICATORS, IndicatorSet, parse_indicators
+from market.indicators import (
+    DEFAULT_INDICATORS,
+    SMA,
+    IndicatorSet,
+    IndicatorStateError,
+    parse_indicators,
+)
 from market.messages import Candle
 
 GOLDEN = Path(__file__).with_name("indicator_bits.json")
@@ -225,6 +231,16 @@ def test_a_book_pickled_mid_stream_continues_bit_for_bit() -> None:
         for got, expected in zip(rest, whole[cut:], strict=True):
             assert got.keys() == expected.keys()
             assert _same(np.array(list(got.values())), np.array(list(expected.values())))
+
+
+@pytest.mark.parametrize("state", [IndicatorSet(SPECS), IndicatorBook(SPECS), SMA(length=3)],
+                         ids=type)
+def test_pickled_state_of_another_layout_is_refused(state: object) -> None:
+    # What the pure-Python engine pickled carried no format (1).
+    old = {k: v for k, v in state.__getstate__().items() if k != "format"}  # type: ignore[attr-defined]
+    blank = type(state).__new__(type(state))
+    with pytest.raises(IndicatorStateError, match="state of format 1; this version reads"):
+        blank.__setstate__(old)  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":
