@@ -55,6 +55,12 @@ _NAN = math.nan
 # Python's sums ------------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True)
+def _wrap(i: int, size: int) -> int:
+    """`i % size` for 0 <= i < 2 * size, without a division."""
+    return i - size if i >= size else i
+
+
+@njit(cache=True, nogil=True)
 def _fsum_ring(
     f: np.ndarray, base: int, head: int, count: int, size: int, weighted: bool, p: np.ndarray
 ) -> float:
@@ -64,7 +70,7 @@ def _fsum_ring(
     special = 0.0
     inf_sum = 0.0
     for k in range(count):
-        x = f[base + (head + k) % size]
+        x = f[base + _wrap(head + k, size)]
         if weighted:
             x = (k + 1) * x
         xsave = x
@@ -138,6 +144,7 @@ def _sum_end(total: float, c: float) -> float:
 
 # Building blocks ----------------------------------------------------------------------------
 
+
 @njit(cache=True, nogil=True)
 def _rw_push(
     f: np.ndarray, s: np.ndarray, fo: int, io: int, size: int, x: float, p: np.ndarray
@@ -150,9 +157,9 @@ def _rw_push(
     if count == size:
         f[fo] -= f[ring + head]
         f[ring + head] = x
-        s[io + 1] = (head + 1) % size
+        s[io + 1] = _wrap(head + 1, size)
     else:
-        f[ring + (head + count) % size] = x
+        f[ring + _wrap(head + count, size)] = x
         s[io] = count + 1
     since = s[io + 2] + 1
     if since >= size:
@@ -173,7 +180,7 @@ def _ring_at(f: np.ndarray, s: np.ndarray, fo: int, io: int, size: int, k: int) 
     """The k-th oldest value of the window at (`fo`, `io`); negative k counts from the newest."""
     if k < 0:
         k += s[io]
-    return f[fo + 1 + (s[io + 1] + k) % size]
+    return f[fo + 1 + _wrap(s[io + 1] + k, size)]
 
 
 @njit(cache=True, nogil=True)
@@ -215,214 +222,298 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator != 0.0 else _NAN
 
 
-# One candle ---------------------------------------------------------------------------------
+# One indicator over many candles ------------------------------------------------------------
+# Each `_fold_<kind>` folds candles 0..n-1, in order, into indicator `code`'s state in the
+# series rows `rows[r]` of `floats` and `ints`, and when `emit` writes its outputs after
+# each candle to `out[r]`. Indicators do not share state, so folding one indicator over the
+# whole batch, then the next, gives what folding each candle into every indicator does.
 
 @njit(cache=True, nogil=True)
-def _update(
-    code: np.ndarray, w: np.ndarray, f: np.ndarray, s: np.ndarray, ts: int,
-    high: float, low: float, close: float, volume: float, p: np.ndarray,
+def _fold_window(
+    code: np.ndarray, w: np.ndarray, floats: np.ndarray, ints: np.ndarray, rows: np.ndarray,
+    ts: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+    volume: np.ndarray, n: int, out: np.ndarray, emit: bool, p: np.ndarray,
 ) -> None:
-    """Fold one candle into one indicator's state."""
-    kind, fo, io, a, b, c = code[C_KIND], code[C_F], code[C_I], code[C_A], code[C_B], code[C_C]
-    if kind in (SMA, BBANDS):
-        _rw_push(f, s, fo, io, a, close, p)
-    elif kind == CCI:
-        _rw_push(f, s, fo, io, a, (high + low + close) / 3.0, p)
-    elif kind == EMA:
-        _sewm_push(f, s, fo, io, a, w, 0, close)
-    elif kind == WMA:
-        # floats [plain sum, weighted sum, ring...], ints [count, head, pushes since refresh]
-        count, head, ring = s[io], s[io + 1], fo + 2
-        if count == a:
-            f[fo + 1] += a * close - f[fo]
-            f[fo] += close - f[ring + head]
-            f[ring + head] = close
-            s[io + 1] = (head + 1) % a
+    """SMA, BBANDS (over the close) and CCI (over the typical price): a rolling window."""
+    kind, fo, io, o, a = code[C_KIND], code[C_F], code[C_I], code[C_OUT], code[C_A]
+    for r in range(n):
+        f = floats[rows[r]]
+        s = ints[rows[r]]
+        x = (high[r] + low[r] + close[r]) / 3.0 if kind == CCI else close[r]
+        _rw_push(f, s, fo, io, a, x, p)
+        if not emit:
+            continue
+        if kind == SMA:
+            out[r, o] = _rw_mean(f, s, fo, io, a)
+        elif kind == BBANDS:
+            _bbands_outputs(f, s, fo, io, a, w[0], out[r], o)
         else:
-            f[fo + 1] += (count + 1) * close
-            f[fo] += close
-            f[ring + count] = close
+            out[r, o] = _cci_output(f, s, fo, io, a)
+
+
+@njit(cache=True, nogil=True)
+def _bbands_outputs(
+    f: np.ndarray, s: np.ndarray, fo: int, io: int, a: int, std: float, out: np.ndarray, o: int
+) -> None:
+    if s[io] != a:
+        for k in range(5):
+            out[o + k] = _NAN
+        return
+    middle = f[fo] / a
+    # Deviations from the window's first close: see `BBands`.
+    first = _ring_at(f, s, fo, io, a, 0)
+    shifted = 0.0
+    squares = 0.0
+    for k in range(a):
+        d = _ring_at(f, s, fo, io, a, k) - first
+        shifted += d
+        squares += d * d
+    variance = squares - shifted * shifted / a
+    if variance < 0.0:
+        variance = 0.0
+    width = std * math.sqrt(variance / (a - 1))
+    lower = middle - width
+    upper = middle + width
+    span = upper - lower
+    out[o] = lower
+    out[o + 1] = middle
+    out[o + 2] = upper
+    out[o + 3] = _ratio(100 * span, middle)
+    out[o + 4] = (_ring_at(f, s, fo, io, a, -1) - lower) / span if span != 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _cci_output(f: np.ndarray, s: np.ndarray, fo: int, io: int, a: int) -> float:
+    if s[io] != a:
+        return _NAN
+    mean = f[fo] / a
+    total = 0.0 + abs(_ring_at(f, s, fo, io, a, 0) - mean)
+    c = 0.0
+    for k in range(1, a):
+        total, c = _sum_step(total, c, abs(_ring_at(f, s, fo, io, a, k) - mean))
+    deviation = _sum_end(total, c) / a
+    if deviation <= FLAT * abs(mean):
+        return _NAN  # rounding of equal typical prices: CCI is 0/0 (see `CCI`)
+    return (_ring_at(f, s, fo, io, a, -1) - mean) / (CCI_CONSTANT * deviation)
+
+
+@njit(cache=True, nogil=True)
+def _fold_averages(
+    code: np.ndarray, w: np.ndarray, floats: np.ndarray, ints: np.ndarray, rows: np.ndarray,
+    ts: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+    volume: np.ndarray, n: int, out: np.ndarray, emit: bool, p: np.ndarray,
+) -> None:
+    """EMA of the close and ATR: a seeded EWM (ATR's floats end with the previous close);
+    MACD: three of them (floats [fast, slow, signal, line])."""
+    kind, fo, io, o = code[C_KIND], code[C_F], code[C_I], code[C_OUT]
+    a, b, c = code[C_A], code[C_B], code[C_C]
+    for r in range(n):
+        f = floats[rows[r]]
+        s = ints[rows[r]]
+        if kind == EMA:
+            _sewm_push(f, s, fo, io, a, w, 0, close[r])
+        elif kind == ATR:
+            prev = f[fo + 3]
+            f[fo + 3] = close[r]
+            true_range = abs(high[r] - low[r])
+            if prev == prev:
+                # Python's max(true_range, up, down): the first of the largest.
+                up, down = abs(high[r] - prev), abs(prev - low[r])
+                if up > true_range:
+                    true_range = up
+                if down > true_range:
+                    true_range = down
+            _sewm_push(f, s, fo, io, a, w, 0, true_range)
+        else:
+            fast = _sewm_push(f, s, fo, io, a, w, 0, close[r])
+            line = fast - _sewm_push(f, s, fo + 3, io + 1, b, w, 3, close[r])
+            f[fo + 9] = line
+            if line == line:
+                _sewm_push(f, s, fo + 6, io + 2, c, w, 6, line)
+            if emit:
+                signal = f[fo + 6]
+                out[r, o] = line
+                out[r, o + 1] = signal
+                out[r, o + 2] = line - signal
+            continue
+        if emit:
+            out[r, o] = f[fo]
+
+
+@njit(cache=True, nogil=True)
+def _fold_wma(
+    code: np.ndarray, w: np.ndarray, floats: np.ndarray, ints: np.ndarray, rows: np.ndarray,
+    ts: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+    volume: np.ndarray, n: int, out: np.ndarray, emit: bool, p: np.ndarray,
+) -> None:
+    """WMA: floats [plain sum, weighted sum, ring...], ints [count, head, pushes since the
+    refresh]."""
+    fo, io, o, a = code[C_F], code[C_I], code[C_OUT], code[C_A]
+    ring = fo + 2
+    for r in range(n):
+        f = floats[rows[r]]
+        s = ints[rows[r]]
+        x = close[r]
+        count, head = s[io], s[io + 1]
+        if count == a:
+            f[fo + 1] += a * x - f[fo]
+            f[fo] += x - f[ring + head]
+            f[ring + head] = x
+            s[io + 1] = _wrap(head + 1, a)
+        else:
+            f[fo + 1] += (count + 1) * x
+            f[fo] += x
+            f[ring + count] = x
             s[io] = count + 1
         s[io + 2] += 1
         if s[io + 2] >= a:
             s[io + 2] = 0
             f[fo] = _fsum_ring(f, ring, s[io + 1], s[io], a, False, p)
             f[fo + 1] = _fsum_ring(f, ring, s[io + 1], s[io], a, True, p)
-    elif kind == RSI:
-        # floats [gain EWM, loss EWM, previous close], ints [changes seen]
+        if emit:
+            out[r, o] = f[fo + 1] * w[0] if s[io] == a else _NAN
+
+
+@njit(cache=True, nogil=True)
+def _fold_rsi(
+    code: np.ndarray, w: np.ndarray, floats: np.ndarray, ints: np.ndarray, rows: np.ndarray,
+    ts: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+    volume: np.ndarray, n: int, out: np.ndarray, emit: bool, p: np.ndarray,
+) -> None:
+    """RSI: floats [gain EWM, loss EWM, previous close], ints [changes seen]."""
+    fo, io, o, a = code[C_F], code[C_I], code[C_OUT], code[C_A]
+    for r in range(n):
+        f = floats[rows[r]]
+        s = ints[rows[r]]
         prev = f[fo + 2]
-        f[fo + 2] = close
+        f[fo + 2] = close[r]
         if prev == prev:
-            change = close - prev
+            change = close[r] - prev
             _ewm_push(f, fo, w[0], w[1], w[2], change if change > 0.0 else 0.0)
             _ewm_push(f, fo + 1, w[0], w[1], w[2], change if change < 0.0 else 0.0)
             s[io] += 1
-    elif kind == MACD:
-        # floats [fast, slow, signal seeded EWMs, line], ints [their seeds taken]
-        fast = _sewm_push(f, s, fo, io, a, w, 0, close)
-        line = fast - _sewm_push(f, s, fo + 3, io + 1, b, w, 3, close)
-        f[fo + 9] = line
-        if line == line:
-            _sewm_push(f, s, fo + 6, io + 2, c, w, 6, line)
-    elif kind == ATR:
-        # floats [seeded EWM, previous close]
-        prev = f[fo + 3]
-        f[fo + 3] = close
-        true_range = abs(high - low)
-        if prev == prev:
-            up, down = abs(high - prev), abs(prev - low)
-            if up > true_range:
-                true_range = up
-            if down > true_range:
-                true_range = down
-        _sewm_push(f, s, fo, io, a, w, 0, true_range)
-    elif kind == STOCH:
-        # floats [%K, highs ring (k), lows ring (k), %K window (smooth_k), %D window (d)],
-        # ints [count, head, %K window, %D window]
+        if emit:
+            if s[io] < a:
+                out[r, o] = _NAN
+            else:
+                gain = f[fo]
+                out[r, o] = _ratio(100 * gain, gain + abs(f[fo + 1]))
+
+
+@njit(cache=True, nogil=True)
+def _fold_stoch(
+    code: np.ndarray, w: np.ndarray, floats: np.ndarray, ints: np.ndarray, rows: np.ndarray,
+    ts: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+    volume: np.ndarray, n: int, out: np.ndarray, emit: bool, p: np.ndarray,
+) -> None:
+    """Stochastic: floats [%K, highs ring (k), lows ring (k), %K window (smooth_k), %D window
+    (d)], ints [count, head, %K window, %D window]."""
+    fo, io, o = code[C_F], code[C_I], code[C_OUT]
+    a, b, c = code[C_A], code[C_B], code[C_C]
+    highs, lows = fo + 1, fo + 1 + a
+    smooth = fo + 1 + 2 * a
+    signal = smooth + RW_FLOATS + c
+    for r in range(n):
+        f = floats[rows[r]]
+        s = ints[rows[r]]
         count, head = s[io], s[io + 1]
-        highs, lows = fo + 1, fo + 1 + a
         if count == a:
-            f[highs + head] = high
-            f[lows + head] = low
-            head = (head + 1) % a
+            f[highs + head] = high[r]
+            f[lows + head] = low[r]
+            head = _wrap(head + 1, a)
             s[io + 1] = head
         else:
-            f[highs + count] = high
-            f[lows + count] = low
+            f[highs + count] = high[r]
+            f[lows + count] = low[r]
             count += 1
             s[io] = count
         if count == a:
+            # Python's min and max: the first of the extremes, oldest first.
             lowest = f[lows + head]
             highest = f[highs + head]
             for k in range(1, a):
-                x = f[lows + (head + k) % a]
+                x = f[lows + _wrap(head + k, a)]
                 if x < lowest:
                     lowest = x
-                x = f[highs + (head + k) % a]
+                x = f[highs + _wrap(head + k, a)]
                 if x > highest:
                     highest = x
             span = highest - lowest
-            raw = 100 * (close - lowest) / span if span != 0.0 else 0.0
-            smooth = fo + 1 + 2 * a
+            raw = 100 * (close[r] - lowest) / span if span != 0.0 else 0.0
             _rw_push(f, s, smooth, io + 2, c, raw, p)
             k_value = _rw_mean(f, s, smooth, io + 2, c)
             f[fo] = k_value
             if k_value == k_value:
-                _rw_push(f, s, smooth + RW_FLOATS + c, io + 2 + RW_INTS, b, k_value, p)
-    elif kind == OBV:
-        # floats [previous close, total]
-        prev = f[fo]
-        f[fo] = close
-        if prev == prev:
-            signed = volume if close > prev else -volume if close < prev else 0.0
-            total = f[fo + 1]
-            f[fo + 1] = signed if total != total else total + signed
-    elif kind == ROC:
-        # floats [ring of length + 1 closes], ints [count, head]
-        size = a + 1
-        count, head = s[io], s[io + 1]
-        if count == size:
-            f[fo + head] = close
-            s[io + 1] = (head + 1) % size
-        else:
-            f[fo + count] = close
-            s[io] = count + 1
-    elif kind == VWAP:
-        # floats [notional, volume], ints [has a day, day]
-        day = ts // NS_PER_DAY
-        if s[io] == 0 or day != s[io + 1]:
-            s[io] = 1
-            s[io + 1] = day
-            f[fo] = 0.0
-            f[fo + 1] = 0.0
-        f[fo] += (high + low + close) / 3.0 * volume
-        f[fo + 1] += volume
+                _rw_push(f, s, signal, io + 2 + RW_INTS, b, k_value, p)
+        if emit:
+            out[r, o] = f[fo]
+            out[r, o + 1] = _rw_mean(f, s, signal, io + 2 + RW_INTS, b)
 
 
 @njit(cache=True, nogil=True)
-def _outputs(
-    code: np.ndarray, w: np.ndarray, f: np.ndarray, s: np.ndarray, out: np.ndarray,
-    p: np.ndarray,
+def _fold_volume(
+    code: np.ndarray, w: np.ndarray, floats: np.ndarray, ints: np.ndarray, rows: np.ndarray,
+    ts: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+    volume: np.ndarray, n: int, out: np.ndarray, emit: bool, p: np.ndarray,
 ) -> None:
-    """Write one indicator's outputs after its latest candle (NaN during warm-up)."""
-    kind, fo, io, o, a = code[C_KIND], code[C_F], code[C_I], code[C_OUT], code[C_A]
-    if kind == SMA:
-        out[o] = _rw_mean(f, s, fo, io, a)
-    elif kind in (EMA, ATR):
-        out[o] = f[fo]
-    elif kind == WMA:
-        out[o] = f[fo + 1] * w[0] if s[io] == a else _NAN
-    elif kind == RSI:
-        if s[io] < a:
-            out[o] = _NAN
+    """OBV: floats [previous close, total]; VWAP: floats [notional, volume], ints [has a
+    day, day]."""
+    kind, fo, io, o = code[C_KIND], code[C_F], code[C_I], code[C_OUT]
+    for r in range(n):
+        f = floats[rows[r]]
+        s = ints[rows[r]]
+        if kind == OBV:
+            prev = f[fo]
+            f[fo] = close[r]
+            if prev == prev:
+                v = volume[r]
+                signed = v if close[r] > prev else -v if close[r] < prev else 0.0
+                total = f[fo + 1]
+                f[fo + 1] = signed if total != total else total + signed
+            if emit:
+                out[r, o] = f[fo + 1]
         else:
-            gain = f[fo]
-            out[o] = _ratio(100 * gain, gain + abs(f[fo + 1]))
-    elif kind == MACD:
-        line, signal = f[fo + 9], f[fo + 6]
-        out[o] = line
-        out[o + 1] = signal
-        out[o + 2] = line - signal
-    elif kind == BBANDS:
-        if s[io] != a:
-            for k in range(5):
-                out[o + k] = _NAN
-            return
-        middle = f[fo] / a
-        # Deviations from the window's first close: see `BBands`.
-        first = _ring_at(f, s, fo, io, a, 0)
-        shifted = 0.0
-        squares = 0.0
-        for k in range(a):
-            d = _ring_at(f, s, fo, io, a, k) - first
-            shifted += d
-            squares += d * d
-        variance = squares - shifted * shifted / a
-        if variance < 0.0:
-            variance = 0.0
-        width = w[0] * math.sqrt(variance / (a - 1))
-        lower = middle - width
-        upper = middle + width
-        span = upper - lower
-        out[o] = lower
-        out[o + 1] = middle
-        out[o + 2] = upper
-        out[o + 3] = _ratio(100 * span, middle)
-        out[o + 4] = (_ring_at(f, s, fo, io, a, -1) - lower) / span if span != 0.0 else 0.0
-    elif kind == STOCH:
-        out[o] = f[fo]
-        d_window = fo + 1 + 2 * a + RW_FLOATS + code[C_C]
-        out[o + 1] = _rw_mean(f, s, d_window, io + 2 + RW_INTS, code[C_B])
-    elif kind == OBV:
-        out[o] = f[fo + 1]
-    elif kind == ROC:
-        size = a + 1
-        if s[io] < size:
-            out[o] = _NAN
-        else:
-            then = f[fo + s[io + 1]]
-            newest = f[fo + (s[io + 1] + a) % size]
-            out[o] = _ratio(100 * (newest - then), then)
-    elif kind == CCI:
-        if s[io] != a:
-            out[o] = _NAN
-            return
-        mean = f[fo] / a
-        total = 0.0 + abs(_ring_at(f, s, fo, io, a, 0) - mean)
-        c = 0.0
-        for k in range(1, a):
-            total, c = _sum_step(total, c, abs(_ring_at(f, s, fo, io, a, k) - mean))
-        deviation = _sum_end(total, c) / a
-        if deviation <= FLAT * abs(mean):
-            # Rounding of equal typical prices: CCI is 0/0 (see `CCI`).
-            out[o] = _NAN
-        else:
-            out[o] = (_ring_at(f, s, fo, io, a, -1) - mean) / (CCI_CONSTANT * deviation)
-    elif kind == VWAP:
-        out[o] = _ratio(f[fo], f[fo + 1]) if s[io] else _NAN
+            day = ts[r] // NS_PER_DAY
+            if s[io] == 0 or day != s[io + 1]:
+                s[io] = 1
+                s[io + 1] = day
+                f[fo] = 0.0
+                f[fo + 1] = 0.0
+            f[fo] += (high[r] + low[r] + close[r]) / 3.0 * volume[r]
+            f[fo + 1] += volume[r]
+            if emit:
+                out[r, o] = _ratio(f[fo], f[fo + 1])
 
 
-# Folds --------------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _fold_roc(
+    code: np.ndarray, w: np.ndarray, floats: np.ndarray, ints: np.ndarray, rows: np.ndarray,
+    ts: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+    volume: np.ndarray, n: int, out: np.ndarray, emit: bool, p: np.ndarray,
+) -> None:
+    """ROC: floats [ring of length + 1 closes], ints [count, head]."""
+    fo, io, o, a = code[C_F], code[C_I], code[C_OUT], code[C_A]
+    size = a + 1
+    for r in range(n):
+        f = floats[rows[r]]
+        s = ints[rows[r]]
+        count, head = s[io], s[io + 1]
+        if count == size:
+            f[fo + head] = close[r]
+            s[io + 1] = _wrap(head + 1, size)
+        else:
+            f[fo + count] = close[r]
+            s[io] = count + 1
+        if emit:
+            if s[io] < size:
+                out[r, o] = _NAN
+            else:
+                then = f[fo + s[io + 1]]
+                newest = f[fo + _wrap(s[io + 1] + a, size)]
+                out[r, o] = _ratio(100 * (newest - then), then)
+
+
+# Entry points -------------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True)
 def fold_rows(
@@ -434,22 +525,35 @@ def fold_rows(
     """Fold candle r into the series of state row `rows[r]`, in order, and (when `emit`)
     write every output after it to `out[r]`. A candle not after its series' previous one
     stops the fold: its index is returned (with the candles before it folded), else -1."""
-    p = np.empty(scratch)
-    n_ind = codes.shape[0]
-    for r in range(ts.shape[0]):
-        f = state_f[rows[r]]
+    n = ts.shape[0]
+    stopped = -1
+    for r in range(n):
         s = state_i[rows[r]]
-        t = ts[r]
-        if s[H_HAS_LAST] and t <= s[H_LAST_TS]:
-            return r
+        if s[H_HAS_LAST] and ts[r] <= s[H_LAST_TS]:
+            stopped = r
+            n = r
+            break
         s[H_HAS_LAST] = 1
-        s[H_LAST_TS] = t
-        for j in range(n_ind):
-            _update(codes[j], constants[j], f, s, t, high[r], low[r], close[r], volume[r], p)
-        if emit:
-            for j in range(n_ind):
-                _outputs(codes[j], constants[j], f, s, out[r], p)
-    return -1
+        s[H_LAST_TS] = ts[r]
+    p = np.empty(scratch)
+    for j in range(codes.shape[0]):
+        code, w, kind = codes[j], constants[j], codes[j, C_KIND]
+        args = (state_f, state_i, rows, ts, high, low, close, volume, n, out, emit, p)
+        if kind in (SMA, BBANDS, CCI):
+            _fold_window(code, w, *args)
+        elif kind in (EMA, ATR, MACD):
+            _fold_averages(code, w, *args)
+        elif kind == WMA:
+            _fold_wma(code, w, *args)
+        elif kind == RSI:
+            _fold_rsi(code, w, *args)
+        elif kind == STOCH:
+            _fold_stoch(code, w, *args)
+        elif kind == ROC:
+            _fold_roc(code, w, *args)
+        else:
+            _fold_volume(code, w, *args)
+    return stopped
 
 
 @njit(cache=True, nogil=True)
@@ -459,13 +563,11 @@ def fold_one(
 ) -> bool:
     """Fold one candle into one series' state rows and write its outputs to `out`; False
     (and nothing changed) when it does not come after the series' previous candle."""
-    if s[H_HAS_LAST] and ts <= s[H_LAST_TS]:
-        return False
-    s[H_HAS_LAST] = 1
-    s[H_LAST_TS] = ts
-    p = np.empty(scratch)
-    for j in range(codes.shape[0]):
-        _update(codes[j], constants[j], f, s, ts, high, low, close, volume, p)
-    for j in range(codes.shape[0]):
-        _outputs(codes[j], constants[j], f, s, out, p)
-    return True
+    one = np.empty(4)
+    one[0], one[1], one[2], one[3] = high, low, close, volume
+    stopped = fold_rows(
+        codes, constants, scratch, f.reshape(1, -1), s.reshape(1, -1), np.zeros(1, np.int64),
+        np.full(1, ts, np.int64), one[0:1], one[1:2], one[2:3], one[3:4], out.reshape(1, -1),
+        True,
+    )
+    return stopped < 0
