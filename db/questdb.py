@@ -41,6 +41,7 @@ import psycopg_pool
 from psycopg.types.numeric import Int8
 from questdb import QuestDBError, TimestampNanos
 
+from db.columns import IndicatorTable
 from db.ilp import (
     SYMBOLS,
     candles_dataframe,
@@ -71,6 +72,7 @@ from db.store import (
     SymbolSummary,
     frame_columns,
 )
+from market.candle_columns import CandleColumns
 from market.messages import Candle
 from market.timeframes import Timeframe
 
@@ -152,6 +154,9 @@ class QuestDBStore:
         if not candles:
             return
         self._send(f"writing {len(candles)} candles", {"candles": candles_dataframe(candles)})
+
+    def upsert_candle_columns(self, columns: CandleColumns) -> None:
+        self.upsert_candles(columns.to_candles())
 
     def candles(
         self,
@@ -360,6 +365,9 @@ class QuestDBStore:
             for exchange, symbol, timeframe, ts, values in rows
             for name, value in values.items()
         ])
+
+    def upsert_indicator_table(self, table: IndicatorTable) -> None:
+        self.upsert_indicator_values(table.rows())
 
     def indicators(
         self,

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import polars as pl
 
+from db.columns import IndicatorTable, candle_rows, series_extents
+from db.indicator_json import json_objects
 from db.rows import (
     BACKTEST_COLUMNS,
     IndicatorObject,
@@ -61,6 +63,7 @@ from db.store import (
     SymbolSummary,
     frame_columns,
 )
+from market.candle_columns import CandleColumns
 from market.messages import Candle
 
 _COLUMNS = "exchange, symbol, timeframe, ts, open, high, low, close, volume, trades, vwap, closed"
@@ -190,6 +193,15 @@ class SqliteStore:
         with self._transaction(f"writing {len(rows)} candles") as conn:
             _insert_blocks(conn, _UPSERT_CANDLE, rows)
             conn.executemany(_UPSERT_SERIES, series)
+
+    def upsert_candle_columns(self, columns: CandleColumns) -> None:
+        """`upsert_candles` of candles held as columns (an import's), without a `Candle`
+        per row."""
+        if not len(columns):
+            return
+        with self._transaction(f"writing {len(columns)} candles") as conn:
+            _insert_blocks(conn, _UPSERT_CANDLE, candle_rows(columns))
+            conn.executemany(_UPSERT_SERIES, series_extents(columns))
 
     def candles(
         self,
@@ -356,6 +368,26 @@ class SqliteStore:
             ids, names = self._write_indicator_objects(conn, objects)
         self._series_ids.update(ids)
         self._stored_names.update(names)
+
+    def upsert_indicator_table(self, table: IndicatorTable) -> None:
+        """Write a table's rows (see `IndicatorTable`) as `upsert_indicator_values` writes
+        rows, encoded all at once (`db.indicator_json`)."""
+        if not len(table.ts):
+            return
+        key = (table.exchange, table.symbol, table.timeframe)
+        texts = json_objects(table.names, table.values, table.replace)
+        names = (*key, table.written_names())
+        with self._transaction(f"writing the indicator values of {len(texts)} candles") as conn:
+            ids = self._resolve_series_ids(conn, [key])
+            rows = list(zip(itertools.repeat(ids[key]), table.ts.tolist(), texts))
+            _insert_blocks(conn, _UPSERT_INDICATOR_VALUES, rows)
+            if names not in self._stored_names:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO indicator_names VALUES (?, ?, ?, ?)",
+                    [(*key, name) for name in names[3]],
+                )
+        self._series_ids.update(ids)
+        self._stored_names.add(names)
 
     def _write_indicator_objects(
         self, conn: sqlite3.Connection, objects: Sequence[IndicatorObject]

@@ -1,0 +1,86 @@
+"""Indicator rows as the embedded store's JSON objects, thousands at a time.
+
+`orjson` writes the whole value matrix in one call (each float in its shortest form that
+reads back to the same double, NaN and infinities as `null`); a compiled pass then splices
+the names in, row by row, leaving out a `null` where the row keeps the stored value. The
+objects are those `msgspec` writes for the same values as a dict, but for number
+spellings (`1e-7` for `1e-07`), which read back to the same doubles.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+import orjson
+from numba import njit
+
+_COMMA, _CLOSE, _NULL_N = ord(","), ord("]"), ord("n")
+_LEFT_BRACE, _RIGHT_BRACE = ord("{"), ord("}")
+
+
+@functools.lru_cache(maxsize=64)
+def _keys(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Every name as `"name":`, concatenated, and where each ends."""
+    parts = [orjson.dumps(name) + b":" for name in names]
+    ends = np.cumsum([0] + [len(p) for p in parts]).astype(np.int64)
+    return np.frombuffer(b"".join(parts), np.uint8), ends
+
+
+@njit(cache=True, nogil=True)
+def _splice(
+    src: np.ndarray, keys: np.ndarray, key_ends: np.ndarray, n_rows: int, n_cols: int,
+    whole: np.ndarray, out: np.ndarray, ends: np.ndarray,
+) -> None:
+    """`src` is `[[v,...],[v,...]]`; write `{"name":v,...}` per row to `out`, back to back,
+    and where each ends to `ends`. A `null` is left out unless the row is `whole`."""
+    i = 1
+    o = 0
+    for r in range(n_rows):
+        i += 1  # the row's '['
+        out[o] = _LEFT_BRACE
+        o += 1
+        first = True
+        for c in range(n_cols):
+            j = i
+            while src[j] != _COMMA and src[j] != _CLOSE:
+                j += 1
+            if whole[r] or src[i] != _NULL_N:
+                if not first:
+                    out[o] = _COMMA
+                    o += 1
+                first = False
+                k0, k1 = key_ends[c], key_ends[c + 1]
+                out[o:o + k1 - k0] = keys[k0:k1]
+                o += k1 - k0
+                out[o:o + j - i] = src[i:j]
+                o += j - i
+            i = j + 1
+        if n_cols == 0:
+            i += 1  # the row's ']'
+        out[o] = _RIGHT_BRACE
+        o += 1
+        ends[r] = o
+        i += 1  # ',' between rows, or the final ']'
+
+
+def json_objects(names: Sequence[str], values: np.ndarray, whole: np.ndarray) -> list[str]:
+    """Row r of `values` (float64, one column per name) as a JSON object; a NaN or infinity
+    is written as `null` where `whole[r]`, and left out elsewhere."""
+    n_rows = values.shape[0]
+    if not n_rows:
+        return []
+    src = np.frombuffer(
+        orjson.dumps(np.ascontiguousarray(values, np.float64),
+                     option=orjson.OPT_SERIALIZE_NUMPY),
+        np.uint8,
+    )
+    keys, key_ends = _keys(tuple(names))
+    out = np.empty(src.shape[0] + n_rows * keys.shape[0] + 2, np.uint8)
+    ends = np.empty(n_rows, np.int64)
+    _splice(src, keys, key_ends, n_rows, len(names), np.ascontiguousarray(whole, np.bool_),
+            out, ends)
+    text = out[:ends[-1]].tobytes().decode("ascii")
+    bounds = ends.tolist()
+    return [text[a:b] for a, b in zip([0, *bounds[:-1]], bounds, strict=True)]
