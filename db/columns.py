@@ -2,7 +2,7 @@
 
 History (an import, a backfill) comes in columns, thousands of candles of one series at a
 time; these give the stores what they write without a `Candle` or a dict per row:
-`candle_rows` and `series_extents` for candles, `IndicatorTable` for indicator values (the
+`candle_fields` and `series_extents` for candles, `IndicatorTable` for indicator values (the
 embedded store encodes a table's rows with `db.indicator_json`; `IndicatorTable.rows` gives
 the rows of `IndicatorValues` a store without a columnar path writes).
 """
@@ -18,24 +18,32 @@ from db.store import IndicatorValues
 from market.candle_columns import CandleColumns
 
 
-def candle_rows(columns: CandleColumns) -> list[tuple[object, ...]]:
-    """Rows of (exchange, symbol, timeframe, ts, open, high, low, close, volume, trades,
-    vwap, closed as 0/1), `trades` and `vwap` None where the candle carries neither."""
-    markets = [columns.markets[m] for m in columns.market.tolist()]
+def candle_fields(columns: CandleColumns) -> list[list[object]]:
+    """The candles' fields as lists, in the order of a stored row: exchange, symbol,
+    timeframe, ts, open, high, low, close, volume, trades, vwap, closed (0/1); `trades` and
+    `vwap` None where a candle carries neither."""
+    n = len(columns)
+    codes = np.unique(columns.market).tolist()
+    if len(codes) == 1:
+        exchange, symbol = columns.markets[codes[0]]
+        exchanges: list[object] = [exchange] * n
+        symbols: list[object] = [symbol] * n
+    else:
+        markets = [columns.markets[m] for m in columns.market.tolist()]
+        exchanges, symbols = [m[0] for m in markets], [m[1] for m in markets]
     names = columns.timeframe_names
-    trades: list[int | None] = columns.trades.tolist()
-    vwap: list[float | None] = columns.vwap.tolist()
-    if len(trades) and int(columns.trades.min()) < 0:
-        trades = [None if n < 0 else n for n in trades]  # type: ignore[operator]
+    trades: list[object] = columns.trades.tolist()
+    vwap: list[object] = columns.vwap.tolist()
+    if n and int(columns.trades.min()) < 0:
+        trades = [None if t < 0 else t for t in trades]  # type: ignore[operator]
     if np.isnan(columns.vwap).any():
         vwap = [None if v != v else v for v in vwap]
-    return list(zip(
-        [m[0] for m in markets], [m[1] for m in markets],
-        [names[t] for t in columns.timeframe.tolist()], columns.ts.tolist(),
-        columns.open.tolist(), columns.high.tolist(), columns.low.tolist(),
-        columns.close.tolist(), columns.volume.tolist(), trades, vwap,
-        columns.closed.astype(np.int64).tolist(), strict=True,
-    ))
+    return [
+        exchanges, symbols, [names[t] for t in columns.timeframe.tolist()],
+        columns.ts.tolist(), columns.open.tolist(), columns.high.tolist(),
+        columns.low.tolist(), columns.close.tolist(), columns.volume.tolist(), trades, vwap,
+        columns.closed.astype(np.int64).tolist(),
+    ]
 
 
 def series_extents(columns: CandleColumns) -> list[tuple[str, str, str, int, int, float]]:

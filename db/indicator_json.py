@@ -41,22 +41,22 @@ def _splice(
         i += 1  # the row's '['
         out[o] = _LEFT_BRACE
         o += 1
-        first = True
         for c in range(n_cols):
-            j = i
-            while src[j] != _COMMA and src[j] != _CLOSE:
-                j += 1
-            if whole[r] or src[i] != _NULL_N:
-                if not first:
+            null = src[i] == _NULL_N
+            if whole[r] or not null:
+                if out[o - 1] != _LEFT_BRACE:
                     out[o] = _COMMA
                     o += 1
-                first = False
-                k0, k1 = key_ends[c], key_ends[c + 1]
-                out[o:o + k1 - k0] = keys[k0:k1]
-                o += k1 - k0
-                out[o:o + j - i] = src[i:j]
-                o += j - i
-            i = j + 1
+                for k in range(key_ends[c], key_ends[c + 1]):
+                    out[o] = keys[k]
+                    o += 1
+                while src[i] != _COMMA and src[i] != _CLOSE:
+                    out[o] = src[i]
+                    o += 1
+                    i += 1
+            else:
+                i += 4
+            i += 1  # the ',' after the value, or the row's ']'
         if n_cols == 0:
             i += 1  # the row's ']'
         out[o] = _RIGHT_BRACE
@@ -81,6 +81,6 @@ def json_objects(names: Sequence[str], values: np.ndarray, whole: np.ndarray) ->
     ends = np.empty(n_rows, np.int64)
     _splice(src, keys, key_ends, n_rows, len(names), np.ascontiguousarray(whole, np.bool_),
             out, ends)
-    text = out[:ends[-1]].tobytes().decode("ascii")
+    text = str(out[:ends[-1]].data, "ascii")
     bounds = ends.tolist()
     return [text[a:b] for a, b in zip([0, *bounds[:-1]], bounds, strict=True)]

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import polars as pl
 
-from db.columns import IndicatorTable, candle_rows, series_extents
+from db.columns import IndicatorTable, candle_fields, series_extents
 from db.indicator_json import json_objects
 from db.rows import (
     BACKTEST_COLUMNS,
@@ -199,8 +199,8 @@ class SqliteStore:
         per row."""
         if not len(columns):
             return
-        with self._transaction(f"writing {len(columns)} candles") as conn:
-            _insert_blocks(conn, _UPSERT_CANDLE, candle_rows(columns))
+        with self._transaction(f"writing {len(columns)} candles", bulk=True) as conn:
+            _insert_fields(conn, _UPSERT_CANDLE, candle_fields(columns))
             conn.executemany(_UPSERT_SERIES, series_extents(columns))
 
     def candles(
@@ -377,10 +377,11 @@ class SqliteStore:
         key = (table.exchange, table.symbol, table.timeframe)
         texts = json_objects(table.names, table.values, table.replace)
         names = (*key, table.written_names())
-        with self._transaction(f"writing the indicator values of {len(texts)} candles") as conn:
+        what = f"writing the indicator values of {len(texts)} candles"
+        with self._transaction(what, bulk=True) as conn:
             ids = self._resolve_series_ids(conn, [key])
-            rows = list(zip(itertools.repeat(ids[key]), table.ts.tolist(), texts))
-            _insert_blocks(conn, _UPSERT_INDICATOR_VALUES, rows)
+            fields = [[ids[key]] * len(texts), table.ts.tolist(), texts]
+            _insert_fields(conn, _UPSERT_INDICATOR_VALUES, fields)
             if names not in self._stored_names:
                 conn.executemany(
                     "INSERT OR IGNORE INTO indicator_names VALUES (?, ?, ?, ?)",
@@ -590,9 +591,13 @@ class SqliteStore:
                 conn.executemany(sql, rows)
 
     @contextmanager
-    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed when the block ends, rolled back if it raises."""
+    def _transaction(self, what: str, *, bulk: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed when the block ends, rolled back if it raises.
+        `bulk` (history's large writes) gives the connection a larger page cache first."""
         conn = self._connection()
+        if bulk and not getattr(self._local, "bulk", False):
+            conn.execute(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
+            self._local.bulk = True
         with self._write_lock:
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -631,11 +636,28 @@ class SqliteStore:
 #: candles of one market, `bench/store_write.py`); every block has this size, so each table
 #: needs one prepared block statement, and the rows left over go through executemany.
 _BLOCK_ROWS = 256
+#: The page cache of a connection that writes history (`_transaction(bulk=True)`), in KiB:
+#: SQLite's default of 2 MiB spills pages to the write-ahead log in the middle of an import's
+#: writes, which then cost about a quarter more.
+_BULK_CACHE_KIB = 64 * 1024
 #: Writes smaller than this go row by row: in the flow's shape (a few hundred rows over a
 #: hundred series per commit) the blocks measured about 30 % slower.
 _BLOCK_MIN_ROWS = 4096
 
 _block_sql: dict[tuple[str, int, str], tuple[str, str]] = {}
+
+
+def _statements(statement: tuple[str, int, str]) -> tuple[str, str]:
+    """`head VALUES (...) tail` for a block of `_BLOCK_ROWS` rows, and for one row."""
+    sqls = _block_sql.get(statement)
+    if sqls is None:
+        head, width, tail = statement
+        marks = "(" + ", ".join("?" * width) + ")"
+        sqls = _block_sql[statement] = (
+            f"{head} VALUES {', '.join([marks] * _BLOCK_ROWS)}{tail}",
+            f"{head} VALUES {marks}{tail}",
+        )
+    return sqls
 
 
 def _insert_blocks(
@@ -645,21 +667,34 @@ def _insert_blocks(
 ) -> None:
     """Run `head VALUES (...) tail` over `rows`: whole blocks of `_BLOCK_ROWS` rows as one
     multi-row statement each, the rest row by row (all of them, in a small write)."""
-    sqls = _block_sql.get(statement)
-    if sqls is None:
-        head, width, tail = statement
-        marks = "(" + ", ".join("?" * width) + ")"
-        sqls = _block_sql[statement] = (
-            f"{head} VALUES {', '.join([marks] * _BLOCK_ROWS)}{tail}",
-            f"{head} VALUES {marks}{tail}",
-        )
-    block_sql, row_sql = sqls
+    block_sql, row_sql = _statements(statement)
     whole = 0 if len(rows) < _BLOCK_MIN_ROWS else len(rows) - len(rows) % _BLOCK_ROWS
     chain = itertools.chain.from_iterable
     for start in range(0, whole, _BLOCK_ROWS):
         conn.execute(block_sql, list(chain(rows[start:start + _BLOCK_ROWS])))
     if whole < len(rows):
         conn.executemany(row_sql, rows[whole:])
+
+
+def _insert_fields(
+    conn: sqlite3.Connection, statement: tuple[str, int, str], fields: Sequence[list[object]]
+) -> None:
+    """`_insert_blocks` of the rows whose fields are the lists `fields` (one list per column),
+    without a tuple per row: the parameters of every whole block are sliced from one flat
+    list."""
+    n, width = len(fields[0]), len(fields)
+    if n < _BLOCK_MIN_ROWS:
+        _insert_blocks(conn, statement, list(zip(*fields, strict=True)))
+        return
+    block_sql, row_sql = _statements(statement)
+    flat: list[object] = [None] * (n * width)
+    for column, values in enumerate(fields):
+        flat[column::width] = values
+    whole = n - n % _BLOCK_ROWS
+    step = _BLOCK_ROWS * width
+    conn.executemany(block_sql, [flat[i:i + step] for i in range(0, whole * width, step)])
+    if whole < n:
+        conn.executemany(row_sql, list(zip(*(f[whole:] for f in fields), strict=True)))
 
 
 def _bounds(start_ns: int | None, end_ns: int | None) -> tuple[int, int]:
