@@ -18,6 +18,8 @@ from numba import njit
 
 _COMMA, _CLOSE, _NULL_N = ord(","), ord("]"), ord("n")
 _LEFT_BRACE, _RIGHT_BRACE = ord("{"), ord("}")
+#: Rows encoded at a time.
+BLOCK_ROWS = 2048
 
 
 @functools.lru_cache(maxsize=64)
@@ -68,19 +70,22 @@ def _splice(
 def json_objects(names: Sequence[str], values: np.ndarray, whole: np.ndarray) -> list[str]:
     """Row r of `values` (float64, one column per name) as a JSON object; a NaN or infinity
     is written as `null` where `whole[r]`, and left out elsewhere."""
-    n_rows = values.shape[0]
-    if not n_rows:
-        return []
-    src = np.frombuffer(
-        orjson.dumps(np.ascontiguousarray(values, np.float64),
-                     option=orjson.OPT_SERIALIZE_NUMPY),
-        np.uint8,
-    )
     keys, key_ends = _keys(tuple(names))
-    out = np.empty(src.shape[0] + n_rows * keys.shape[0] + 2, np.uint8)
-    ends = np.empty(n_rows, np.int64)
-    _splice(src, keys, key_ends, n_rows, len(names), np.ascontiguousarray(whole, np.bool_),
-            out, ends)
-    text = str(out[:ends[-1]].data, "ascii")
-    bounds = ends.tolist()
-    return [text[a:b] for a, b in zip([0, *bounds[:-1]], bounds, strict=True)]
+    values = np.ascontiguousarray(values, np.float64)
+    whole = np.ascontiguousarray(whole, np.bool_)
+    objects: list[str] = []
+    out = np.empty(0, np.uint8)
+    ends = np.empty(BLOCK_ROWS, np.int64)
+    # A block at a time, so the buffers stay in the processor's cache.
+    for first in range(0, values.shape[0], BLOCK_ROWS):
+        block = values[first:first + BLOCK_ROWS]
+        n = block.shape[0]
+        src = np.frombuffer(orjson.dumps(block, option=orjson.OPT_SERIALIZE_NUMPY), np.uint8)
+        size = src.shape[0] + n * keys.shape[0] + 2
+        if out.shape[0] < size:
+            out = np.empty(size, np.uint8)
+        _splice(src, keys, key_ends, n, len(names), whole[first:first + n], out, ends)
+        text = str(out[:ends[n - 1]].data, "ascii")
+        bounds = ends[:n].tolist()
+        objects += [text[a:b] for a, b in zip([0, *bounds[:-1]], bounds, strict=True)]
+    return objects

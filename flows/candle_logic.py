@@ -292,7 +292,7 @@ def warm_up(options: FlowOptions) -> None:
     trades = [Trade("warm", "UP-USDT", now - 2 * 10**9 + i, 1.0, 1.0, "buy", str(i + 1))
               for i in range(2)]
     logic.on_batch([RawMessage("trades.warm.UP-USDT", encode(trades), "")])
-    logic.state.aggregator.flush()
+    logic.state.indicators.update(logic.state.aggregator.flush().final)
 
 
 def compile_kernels() -> None:

@@ -15,7 +15,7 @@ NAMES = ("sma_20", "macd_12_26_9.hist", "bbands_20_2.5.upper", "obv")
 def test_objects_hold_every_value_exactly_and_leave_nans_out_unless_whole() -> None:
     rng = np.random.default_rng(3)
     # Doubles of every magnitude and sign, from their bits, with NaN, infinities and -0.0.
-    bits = rng.integers(0, 2**64, (400, len(NAMES)), dtype=np.uint64)
+    bits = rng.integers(0, 2**64, (5_000, len(NAMES)), dtype=np.uint64)  # several blocks
     values = bits.view(np.float64).copy()
     values[::7, 1] = math.nan
     values[::11, 2] = math.inf
