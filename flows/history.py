@@ -206,9 +206,10 @@ class HistoryWriter:
             if self.specs:
                 keep = stored | np.isfinite(values).any(axis=1)
             if keep.any():
+                rows_kept = slice(None) if keep.all() else keep  # a slice copies nothing
                 self.store.upsert_indicator_table(IndicatorTable(
-                    exchange, symbol, timeframe, self._book.keys, chunk.ts[keep], values[keep],
-                    stored[keep],
+                    exchange, symbol, timeframe, self._book.keys, chunk.ts[rows_kept],
+                    values[rows_kept], stored[rows_kept],
                 ))
             rows += int(np.count_nonzero(keep))
             refolded += int(np.count_nonzero(stored))
