@@ -4,8 +4,13 @@
   each batch one committed transaction;
 - `embedded_flow_candles_per_s`: the same closer to what the flow's sink writes: 100 symbols,
   batches of 300 candles in key order, so each commit touches 100 series;
-- `embedded_import_candles_per_s`: what `candlegraph import` writes: one market's 1-minute
-  candles in batches of 20,000 in key order;
+- `embedded_import_candles_per_s`: what `candlegraph import` wrote before it wrote columns:
+  one market's 1-minute candles in batches of 20,000 in key order, as `Candle` structs;
+  `embedded_import_columns_candles_per_s`: the same candles as columns
+  (`SqliteStore.upsert_candle_columns`, what `flows.history.HistoryWriter` writes);
+- `embedded_import_indicator_rows_per_s`: the default indicators' 19 values of those
+  candles as `db.columns.IndicatorTable`s of 20,000 rows (`upsert_indicator_table`: the JSON
+  encoding included), what an import writes beside them;
 - `embedded_indicator_values_per_s`: `SqliteStore.upsert_indicators` with the default
   indicators' 19 values per closed 1-second candle of 100 symbols, sorted as the flow's sink
   sorts them, in batches of 300 candles (5,700 values, about what the flow's sink writes at a
@@ -34,12 +39,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import pandas as pd
 from questdb import Sender
 
+from db.columns import IndicatorTable
 from db.ilp import SYMBOLS, candles_dataframe
 from db.indicator_store import IndicatorPoint
 from db.sqlite import SqliteStore
+from market.candle_columns import CandleColumns
 from market.indicators import IndicatorSet
 from market.messages import Candle
 
@@ -106,6 +114,45 @@ def embedded_rate(
             store.close()
 
     return median_rate(len(candles), run)
+
+
+def embedded_columns_rate(candles: list[Candle], per_batch: int) -> float:
+    markets = sorted({(c.exchange, c.symbol) for c in candles})
+    names = sorted({c.timeframe for c in candles})
+    batches = [CandleColumns.from_candles(candles[i:i + per_batch], markets, names)
+               for i in range(0, len(candles), per_batch)]
+
+    def run() -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            store = SqliteStore(Path(directory) / "bench.sqlite")
+            for batch in batches:
+                store.upsert_candle_columns(batch)
+            store.close()
+
+    return median_rate(len(candles), run)
+
+
+def embedded_table_rate(candles: int, per_batch: int) -> float:
+    """Indicator rows of one market's 1-minute candles, as tables, with full-precision
+    doubles about the size of real ones (their JSON is as long)."""
+    names = IndicatorSet().keys
+    ts = T0 + np.arange(candles, dtype=np.int64) * 60 * 10**9
+    base = 100.0 + np.arange(candles) / 7.0
+    values = base[:, None] * (1.0 + np.arange(len(names)) / 97.0)[None, :]
+    tables = [
+        IndicatorTable("sim", "BTC-USDT", "1m", names, ts[i:i + per_batch],
+                       values[i:i + per_batch], np.zeros(len(ts[i:i + per_batch]), np.bool_))
+        for i in range(0, candles, per_batch)
+    ]
+
+    def run() -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            store = SqliteStore(Path(directory) / "bench.sqlite")
+            for table in tables:
+                store.upsert_indicator_table(table)
+            store.close()
+
+    return median_rate(candles, run)
 
 
 def embedded_indicator_rate(points: list[IndicatorPoint], per_batch: int) -> float:
@@ -186,6 +233,10 @@ def main() -> None:
     ]
     rate = embedded_rate(one_market, per_batch=20_000, in_key_order=True)
     print(f"embedded_import_candles_per_s: {rate:,.0f} candles/s")
+    rate = embedded_columns_rate(one_market, per_batch=20_000)
+    print(f"embedded_import_columns_candles_per_s: {rate:,.0f} candles/s")
+    rate = embedded_table_rate(len(one_market), per_batch=20_000)
+    print(f"embedded_import_indicator_rows_per_s: {rate:,.0f} rows/s")
     points = synthetic_indicator_points(args.indicator_candles)
     rate = embedded_indicator_rate(points, per_batch=300 * len(IndicatorSet().keys))
     print(f"embedded_indicator_values_per_s: {rate:,.0f} values/s")

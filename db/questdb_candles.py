@@ -24,6 +24,7 @@ from db.series import (
     summaries,
 )
 from db.store import StoreError
+from market.candle_columns import CandleColumns
 from market.messages import Candle
 from market.timeframes import Timeframe
 
@@ -40,6 +41,9 @@ class QuestDBCandles(QuestDBConnection):
         if not candles:
             return
         self._send(f"writing {len(candles)} candles", {"candles": candles_dataframe(candles)})
+
+    def upsert_candle_columns(self, columns: CandleColumns) -> None:
+        self.upsert_candles(columns.to_candles())
 
     def candles(
         self,

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import polars as pl
 from psycopg.types.numeric import Int8
 
+from db.columns import IndicatorTable
 from db.ilp import indicators_dataframe
 from db.indicator_store import IndicatorPoint, IndicatorValues
 from db.questdb_connection import QuestDBConnection, us_bounds
@@ -32,6 +33,9 @@ class QuestDBIndicators(QuestDBConnection):
             for exchange, symbol, timeframe, ts, values in rows
             for name, value in values.items()
         ])
+
+    def upsert_indicator_table(self, table: IndicatorTable) -> None:
+        self.upsert_indicator_values(table.rows())
 
     def indicators(
         self,

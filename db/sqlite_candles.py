@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from db.candle_store import SymbolSummary, frame_columns
+from db.columns import candle_fields, series_extents
 from db.series import (
     SeriesExtent,
     bucket_closed,
@@ -22,8 +23,9 @@ from db.series import (
     source_range,
     summaries,
 )
-from db.sqlite_connection import SqliteConnection, bounds, insert_blocks
+from db.sqlite_connection import SqliteConnection, bounds, insert_blocks, insert_fields
 from db.sqlite_tables import BACKFILL_SERIES, NULLABLE_CANDLES
+from market.candle_columns import CandleColumns
 from market.messages import Candle
 
 _COLUMNS = "exchange, symbol, timeframe, ts, open, high, low, close, volume, trades, vwap, closed"
@@ -88,6 +90,15 @@ class SqliteCandles(SqliteConnection):
         with self._transaction(f"writing {len(rows)} candles") as conn:
             insert_blocks(conn, _UPSERT_CANDLE, rows)
             conn.executemany(_UPSERT_SERIES, series)
+
+    def upsert_candle_columns(self, columns: CandleColumns) -> None:
+        """`upsert_candles` of candles held as columns (an import's), without a `Candle`
+        per row."""
+        if not len(columns):
+            return
+        with self._transaction(f"writing {len(columns)} candles", bulk=True) as conn:
+            insert_fields(conn, _UPSERT_CANDLE, candle_fields(columns))
+            conn.executemany(_UPSERT_SERIES, series_extents(columns))
 
     def candles(
         self,

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import polars as pl
 
+from db.columns import IndicatorTable
+from db.indicator_json import json_objects
 from db.indicator_store import IndicatorPoint, IndicatorValues
 from db.rows import IndicatorObject, indicator_object_frame, indicator_objects, indicator_values
-from db.sqlite_connection import SqliteConnection, bounds, insert_blocks
+from db.sqlite_connection import SqliteConnection, bounds, insert_blocks, insert_fields
 
 # RFC 7396 merge: names in the write replace or add, a null removes, the others stay.
 _UPSERT_INDICATOR_VALUES = ("INSERT INTO indicator_values (series, ts, values_json)", 3, """
@@ -58,6 +60,27 @@ class SqliteIndicators(SqliteConnection):
             ids, names = self._write_indicator_objects(conn, objects)
         self._series_ids.update(ids)
         self._stored_names.update(names)
+
+    def upsert_indicator_table(self, table: IndicatorTable) -> None:
+        """Write a table's rows (see `IndicatorTable`) as `upsert_indicator_values` writes
+        rows, encoded all at once (`db.indicator_json`)."""
+        if not len(table.ts):
+            return
+        key = (table.exchange, table.symbol, table.timeframe)
+        texts = json_objects(table.names, table.values, table.replace)
+        names = (*key, table.written_names())
+        what = f"writing the indicator values of {len(texts)} candles"
+        with self._transaction(what, bulk=True) as conn:
+            ids = self._resolve_series_ids(conn, [key])
+            fields = [[ids[key]] * len(texts), table.ts.tolist(), texts]
+            insert_fields(conn, _UPSERT_INDICATOR_VALUES, fields)
+            if names not in self._stored_names:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO indicator_names VALUES (?, ?, ?, ?)",
+                    [(*key, name) for name in names[3]],
+                )
+        self._series_ids.update(ids)
+        self._stored_names.add(names)
 
     def _write_indicator_objects(
         self, conn: sqlite3.Connection, objects: Sequence[IndicatorObject]

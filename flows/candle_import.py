@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from db.store import Store
@@ -23,8 +24,8 @@ from flows.files.rows import CANDLE_COLUMNS
 from flows.progress import NO_PROGRESS, Progress
 from flows.staging import Staging
 from flows.trade_import import Market, history_writer
+from market.candle_columns import UNKNOWN_TRADES, CandleColumns
 from market.indicators import IndicatorSpec
-from market.messages import Candle
 
 #: Staged partitions of candles: about a month each.
 PARTITION_NS = 32 * 86_400 * 10**9
@@ -84,14 +85,14 @@ def import_candles(
                     through = (
                         partitions[i + 1] * PARTITION_NS if i + 1 < len(partitions) else None
                     )
-                    candles = candle_messages(rows, market, name)
+                    candles = candle_columns(rows, market, name)
                     written = writer.write(candles, through_ns=through)
                     report.candles += written.candles
                     report.indicator_rows += written.indicator_rows
-                    if candles:
-                        first = candles[0].ts
+                    if len(candles):
+                        first = int(candles.ts[0])
                         report.first_ns = min(first, report.first_ns or first)
-                        report.last_ns = max(candles[-1].ts, report.last_ns or 0)
+                        report.last_ns = max(int(candles.ts[-1]), report.last_ns or 0)
                     phase.advance(len(rows))
         finally:
             phase.close()
@@ -101,10 +102,14 @@ def import_candles(
     return report
 
 
-def candle_messages(rows: pl.DataFrame, market: Market, timeframe: str) -> list[Candle]:
-    """Rows of `CANDLE_COLUMNS` as closed candles (null trades and VWAP stay None)."""
-    exchange, symbol = market.exchange, market.symbol
-    return [
-        Candle(exchange, symbol, timeframe, ts, o, h, lo, c, v, n, vw, True)
-        for ts, o, h, lo, c, v, n, vw in rows.select(list(CANDLE_COLUMNS)).iter_rows()
-    ]
+def candle_columns(rows: pl.DataFrame, market: Market, timeframe: str) -> CandleColumns:
+    """Rows of `CANDLE_COLUMNS` as closed candles (null trades and VWAP: the candles carry
+    neither)."""
+    n = rows.height
+    zeros = np.zeros(n, np.int64)
+    return CandleColumns(
+        [(market.exchange, market.symbol)], [timeframe], zeros, zeros,
+        *(rows[name].to_numpy() for name in ("ts", "open", "high", "low", "close", "volume")),
+        rows["trades"].fill_null(UNKNOWN_TRADES).to_numpy(),
+        rows["vwap"].cast(pl.Float64).fill_null(np.nan).to_numpy(), np.ones(n, np.bool_),
+    )

@@ -94,8 +94,19 @@ class ShardState:
 
         Candles cannot change timeframes or lateness midway, so that is refused; a new set of
         indicators starts from empty state (and warms up again); a new spike filter applies.
+        A snapshot this version cannot read (one taken before the indicator engine was
+        compiled) is refused too, with what to do.
         """
-        state: ShardState = pickle.loads(snapshot)
+        try:
+            state: ShardState = pickle.loads(snapshot)
+        except Exception as error:
+            # Usually state pickled by another version: the pure-Python indicators before
+            # the compiled engine pickled other classes (`IndicatorStateError`).
+            raise ValueError(
+                "the recovery snapshot cannot be read by this version of CandleGraph"
+                f" ({type(error).__name__}: {error}); remove the recovery directory"
+                " (DATA/recovery) to start afresh"
+            ) from error
         agg = state.aggregator
         if (agg.timeframes, agg.allowed_lateness_ns) != (
             options.timeframes, options.allowed_lateness_ns
@@ -281,7 +292,7 @@ def warm_up(options: FlowOptions) -> None:
     trades = [Trade("warm", "UP-USDT", now - 2 * 10**9 + i, 1.0, 1.0, "buy", str(i + 1))
               for i in range(2)]
     logic.on_batch([RawMessage("trades.warm.UP-USDT", encode(trades), "")])
-    logic.state.aggregator.flush()
+    logic.state.indicators.update(logic.state.aggregator.flush().final)
 
 
 def compile_kernels() -> None:

@@ -17,16 +17,23 @@ recomputes: a caller that resumes by looking at the stored candles loses nothing
 
 Within one writer a series' indicators carry on from one write to the next (no new warm-up),
 so writing a history in pages gives the values of writing it at once.
+
+Candles go through as columns (`market.candle_columns.CandleColumns`, as the aggregator and
+a file give them): folded by the book a series at a time, written with
+`upsert_candle_columns`, and their indicators as one `db.columns.IndicatorTable` per piece,
+without a `Candle` or a dict per candle.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from db.indicator_store import IndicatorValues
+import numpy as np
+
+from db.columns import IndicatorTable
 from db.store import Store, StoreError
 from market.candle_columns import CandleColumns
 from market.indicator_book import IndicatorBook, warm_candles
@@ -101,6 +108,19 @@ class StoredHistory:
         return [c for c in candles if c.closed]
 
 
+class HistoryStore(Protocol):
+    """What `HistoryWriter` needs of a store (both stores offer it)."""
+
+    def candles(
+        self, exchange: str, symbol: str, timeframe: str, *, start_ns: int | None = None,
+        end_ns: int | None = None, limit: int = 1000, from_start: bool = False,
+    ) -> list[Candle]: ...
+
+    def upsert_candle_columns(self, columns: CandleColumns) -> None: ...
+
+    def upsert_indicator_table(self, table: IndicatorTable) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryWrite:
     """What one `HistoryWriter.write` stored: candles, candles whose indicators it wrote (the
@@ -116,49 +136,51 @@ class HistoryWriter:
     docstring). Indicators are `specs`; none writes candles only."""
 
     def __init__(
-        self, store: Store, specs: Sequence[IndicatorSpec], *, read_chunk: int = READ_CHUNK
+        self, store: HistoryStore, specs: Sequence[IndicatorSpec], *,
+        read_chunk: int = READ_CHUNK,
     ) -> None:
         self.store = store
         self.specs = tuple(specs)
-        self._history = StoredHistory.for_indicators(store, self.specs)
+        self._history = StoredHistory.for_indicators(store, self.specs)  # type: ignore[arg-type]
         self._book = IndicatorBook(self.specs)
         self._read_chunk = read_chunk
         self._markets: list[tuple[str, str]] = []
         self._timeframes: list[str] = []
         self._last: dict[Series, int] = {}
 
-    def write(self, candles: Sequence[Candle], *, through_ns: int | None = None) -> HistoryWrite:
+    def write(
+        self, candles: Sequence[Candle] | CandleColumns, *, through_ns: int | None = None
+    ) -> HistoryWrite:
         """Store closed `candles` (any series, any order; a later one with the same key wins)
         and their indicators, then fold in again the stored candles that follow them up to
         `through_ns` (exclusive; None: to the end of each series)."""
-        by_series: dict[Series, dict[int, Candle]] = {}
-        for candle in candles:
-            if not candle.closed:
-                raise ValueError(
-                    f"history candles must be closed; {candle.exchange}:{candle.symbol}"
-                    f" {candle.timeframe} at ts={candle.ts} is still forming"
-                )
-            by_series.setdefault((candle.exchange, candle.symbol, candle.timeframe), {})[
-                candle.ts
-            ] = candle
+        columns = candles if isinstance(candles, CandleColumns) else _columns(candles)
+        if not len(columns):
+            return HistoryWrite(0, 0, 0)
+        forming = np.flatnonzero(~columns.closed)
+        if len(forming):
+            c = columns.take(forming[:1]).to_candles()[0]
+            raise ValueError(
+                f"history candles must be closed; {c.exchange}:{c.symbol} {c.timeframe}"
+                f" at ts={c.ts} is still forming"
+            )
         written = rows = refolded = 0
-        for series, new in sorted(by_series.items()):
-            ordered = [new[ts] for ts in sorted(new)]
-            series_rows, series_refolded = self._write_indicators(series, ordered, through_ns)
-            self.store.upsert_candles(ordered)
-            written += len(ordered)
+        for series, new in _by_series(columns):
+            series_rows, series_refolded = self._write_indicators(series, new, through_ns)
+            self.store.upsert_candle_columns(new)
+            written += len(new)
             rows += series_rows
             refolded += series_refolded
         return HistoryWrite(written, rows, refolded)
 
     def _write_indicators(
-        self, series: Series, new: list[Candle], through_ns: int | None
+        self, series: Series, new: CandleColumns, through_ns: int | None
     ) -> tuple[int, int]:
         """Fold the new candles and the stored ones around them into the series' indicators
         and write their values; return (rows written, stored candles folded in again)."""
         exchange, symbol, timeframe = series
         market, frame = self._index(exchange, symbol, timeframe)
-        first, last_new = new[0].ts, new[-1].ts
+        first, last_new = int(new.ts[0]), int(new.ts[-1])
         folded = self._last.get(series)
         if folded is None or first <= folded:
             # A new series, or one written out of order: start it again, warmed from the
@@ -171,60 +193,60 @@ class HistoryWriter:
         rows = refolded = 0
         last = folded
         for chunk, stored in self._merged(series, new, start, end):
-            columns = CandleColumns.from_candles(chunk, self._markets, self._timeframes)
-            outputs = self._book.update(columns, self._history)
-            values = []
-            for candle, output, was_stored in zip(chunk, outputs, stored, strict=True):
-                if was_stored:
-                    # Every name, NaN included: a value this candle no longer has is removed.
-                    output = {key: output.get(key, math.nan) for key in self._book.keys}
-                if output:
-                    values.append(IndicatorValues(exchange, symbol, timeframe, candle.ts, output))
-            if values and self.specs:
-                self.store.upsert_indicator_values(values)
-            rows += len(values)
-            refolded += sum(stored)
-            last = chunk[-1].ts
+            indexed = CandleColumns(
+                self._markets, self._timeframes, np.full(len(chunk), market, np.int64),
+                np.full(len(chunk), frame, np.int64), *(getattr(chunk, name) for name in (
+                    "ts", "open", "high", "low", "close", "volume", "trades", "vwap", "closed"
+                )),
+            )
+            values = self._book.fold(indexed, self._history)
+            # A stored candle's row is written whole (a value it no longer has is removed);
+            # a new one's only when it has a value.
+            keep = np.zeros(len(chunk), np.bool_)
+            if self.specs:
+                keep = stored | np.isfinite(values).any(axis=1)
+            if keep.any():
+                rows_kept = slice(None) if keep.all() else keep  # a slice copies nothing
+                self.store.upsert_indicator_table(IndicatorTable(
+                    exchange, symbol, timeframe, self._book.keys, chunk.ts[rows_kept],
+                    values[rows_kept], stored[rows_kept],
+                ))
+            rows += int(np.count_nonzero(keep))
+            refolded += int(np.count_nonzero(stored))
+            last = int(chunk.ts[-1])
         if last is not None:
             self._last[series] = last
         return rows, refolded
 
     def _merged(
-        self, series: Series, new: list[Candle], start: int, end: int | None
-    ) -> Iterator[tuple[list[Candle], list[bool]]]:
+        self, series: Series, new: CandleColumns, start: int, end: int | None
+    ) -> Iterator[tuple[CandleColumns, np.ndarray]]:
         """The new candles and the stored closed ones in [start, end), in time order (a new
         candle replaces a stored one of the same ts), in chunks: each with, per candle,
         whether it is a stored one."""
-        pending = iter(new)
-        upcoming = next(pending, None)
+        taken = 0
         cursor = start
         while True:
             stored = self.store.candles(
                 *series, start_ns=cursor, end_ns=end, limit=self._read_chunk, from_start=True
             )
-            chunk: list[Candle] = []
-            flags: list[bool] = []
             bound = stored[-1].ts if len(stored) == self._read_chunk else None
-            for candle in stored:
-                while upcoming is not None and upcoming.ts < candle.ts:
-                    chunk.append(upcoming)
-                    flags.append(False)
-                    upcoming = next(pending, None)
-                if upcoming is not None and upcoming.ts == candle.ts:
-                    chunk.append(upcoming)  # replaces the stored one
-                    flags.append(False)
-                    upcoming = next(pending, None)
-                elif candle.closed:
-                    chunk.append(candle)
-                    flags.append(True)
-            if bound is None:
-                # The last stored chunk: every new candle left comes after it.
-                while upcoming is not None:
-                    chunk.append(upcoming)
-                    flags.append(False)
-                    upcoming = next(pending, None)
-            if chunk:
-                yield chunk, flags
+            # The new candles up to the last stored one read (all that are left, after the
+            # last stored chunk).
+            upto = len(new) if bound is None else int(
+                np.searchsorted(new.ts, bound, side="right")
+            )
+            fresh = new.take(slice(taken, upto)) if upto > taken else None
+            taken = max(taken, upto)
+            replaced = set() if fresh is None else set(fresh.ts.tolist())
+            kept = [c for c in stored if c.closed and c.ts not in replaced]
+            parts = [p for p in (fresh, _columns(kept, new) if kept else None) if p is not None]
+            if parts:
+                chunk = CandleColumns.concat(parts)
+                flags = np.zeros(len(chunk), np.bool_)
+                flags[len(chunk) - len(kept):] = True
+                order = np.argsort(chunk.ts, kind="stable")
+                yield chunk.take(order), flags[order]
             if bound is None:
                 return
             cursor = bound + 1
@@ -235,3 +257,30 @@ class HistoryWriter:
         if timeframe not in self._timeframes:
             self._timeframes.append(timeframe)
         return self._markets.index((exchange, symbol)), self._timeframes.index(timeframe)
+
+
+def _columns(candles: Sequence[Candle], like: CandleColumns | None = None) -> CandleColumns:
+    """Candles as columns, indexed by the markets and timeframes of `like` when given (they
+    must be listed there) or by their own."""
+    if like is not None:
+        return CandleColumns.from_candles(candles, like.markets, like.timeframe_names)
+    markets = sorted({(c.exchange, c.symbol) for c in candles})
+    names = sorted({c.timeframe for c in candles})
+    return CandleColumns.from_candles(candles, markets, names)
+
+
+def _by_series(columns: CandleColumns) -> Iterator[tuple[Series, CandleColumns]]:
+    """Each series' candles, in time order, one per ts (the last given wins), the series in
+    (exchange, symbol, timeframe) order."""
+    width = len(columns.timeframe_names)
+    keys = columns.market * width + columns.timeframe
+    found = []
+    for key in np.unique(keys).tolist():
+        market, frame = divmod(key, width)
+        found.append(((*columns.markets[market], columns.timeframe_names[frame]), key))
+    for series, key in sorted(found):
+        rows = np.flatnonzero(keys == key)
+        rows = rows[np.argsort(columns.ts[rows], kind="stable")]
+        ts = columns.ts[rows]
+        last_of_each = np.append(ts[1:] != ts[:-1], True)
+        yield series, columns.take(rows[last_of_each])

@@ -38,8 +38,8 @@ from flows.staging import Staging
 from flows.trade_archive import DAY_NS, TradeArchive
 from flows.trade_order import fold_order
 from market.aggregator import CandleAggregator
+from market.candle_columns import CandleColumns
 from market.indicators import IndicatorSpec
-from market.messages import Candle
 from market.timeframes import Timeframe
 from market.trade_batch import TradeBatch
 
@@ -83,8 +83,8 @@ class _CandlesOnly:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def write(self, candles: Sequence[Candle], *, through_ns: int | None = None) -> HistoryWrite:
-        self.store.upsert_candles(candles)
+    def write(self, candles: CandleColumns, *, through_ns: int | None = None) -> HistoryWrite:
+        self.store.upsert_candle_columns(candles)
         return HistoryWrite(len(candles), 0, 0)
 
 
@@ -150,12 +150,12 @@ def import_trades(
                 old = archive.read(market.exchange, market.symbol, start, start + width)
                 trades, dropped = fold_order(pl.concat([old, new], how="vertical"))
                 candles = fold_candles(trades, market, timeframes)
-                candles.sort(key=_start)
+                candles = candles.take(np.argsort(candles.ts, kind="stable"))
                 end = buckets[i + 1] * width if i + 1 < len(buckets) else None
                 for first in range(0, len(candles), WRITE_CANDLES):
-                    piece = candles[first:first + WRITE_CANDLES]
+                    piece = candles.take(slice(first, first + WRITE_CANDLES))
                     following = first + WRITE_CANDLES
-                    through = candles[following].ts if following < len(candles) else end
+                    through = int(candles.ts[following]) if following < len(candles) else end
                     written = writer.write(piece, through_ns=through)
                     report.candles += written.candles
                     report.indicator_rows += written.indicator_rows
@@ -175,22 +175,18 @@ def import_trades(
     return report
 
 
-def _start(candle: Candle) -> int:
-    return candle.ts
-
-
 def fold_candles(
     trades: pl.DataFrame, market: Market, timeframes: Sequence[Timeframe]
-) -> list[Candle]:
+) -> CandleColumns:
     """The closed candles of `trades` (in fold order, one market) for every timeframe, as
-    the flow's aggregator makes them."""
+    the flow's aggregator makes them, in the order it makes them final."""
     aggregator = CandleAggregator(timeframes, allowed_lateness_ns=0)
     keys = [(market.exchange, market.symbol)]
     ts = trades["ts"].to_numpy()
     price = trades["price"].to_numpy()
     size = trades["size"].to_numpy()
     side = trades["side"].to_numpy()
-    candles: list[Candle] = []
+    candles: list[CandleColumns] = []
     for start in range(0, len(trades), FOLD_ROWS):
         rows = slice(start, start + FOLD_ROWS)
         count = len(ts[rows])
@@ -199,6 +195,6 @@ def fold_candles(
             keys, np.zeros(count, np.int32), ts[rows], price[rows], size[rows], side[rows],
             np.arange(start, start + count, dtype=np.int64),
         )
-        candles += aggregator.add_batch(batch).final.to_candles()
-    candles += aggregator.flush().final.to_candles()
-    return candles
+        candles.append(aggregator.add_batch(batch).final)
+    candles.append(aggregator.flush().final)
+    return CandleColumns.concat(candles)

@@ -20,6 +20,9 @@ from market.messages import Candle
 #: The `trades` value of a candle that carries no trade count.
 UNKNOWN_TRADES = -1
 
+_ROW_FIELDS = ("market", "timeframe", "ts", "open", "high", "low", "close", "volume", "trades",
+               "vwap", "closed")
+
 
 @dataclass(frozen=True, slots=True)
 class CandleColumns:
@@ -78,6 +81,17 @@ class CandleColumns:
             np.fromiter((np.nan if c.vwap is None else c.vwap for c in candles), np.float64, n),
             np.fromiter((c.closed for c in candles), np.bool_, n),
         )
+
+    @classmethod
+    def concat(cls, parts: Sequence[CandleColumns]) -> CandleColumns:
+        """The rows of every part, in order; the parts share `markets` and `timeframe_names`
+        (the first part's are kept)."""
+        first = parts[0]
+        if len(parts) == 1:
+            return first
+        return cls(first.markets, first.timeframe_names, *(
+            np.concatenate([getattr(p, name) for p in parts]) for name in _ROW_FIELDS
+        ))
 
     def take(self, rows: np.ndarray) -> CandleColumns:
         """The rows selected by an index array or a boolean mask, in that order."""

@@ -1,9 +1,13 @@
-"""`IndicatorBook`: the indicator sets of every market and timeframe, fed final candles.
+"""`IndicatorBook`: the indicators of every market and timeframe, fed final candles.
 
 Indicators take a candle only once it is final (the aggregator's watermark has passed its
 end), so a late trade that amends a closed candle never leaves them wrong: by the time a
 candle reaches them it cannot change any more. The price is a delay of the allowed lateness
 between a candle's close and its indicator values. Pickles with all its state.
+
+The book keeps every series' state as one row of two arrays and folds a whole batch of
+candles, of any series, in one call into the compiled engine (`market.indicators.kernel`):
+the same arithmetic as `IndicatorSet`, one candle at a time, to the bit.
 
 A series seen for the first time can be warmed from its history: `update` takes a `History`
 (the stored closed candles of one series before a time; `flows.history` reads them from the
@@ -22,8 +26,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from market.candle_columns import CandleColumns
-from market.indicators import IndicatorSet, IndicatorSpec
+from market.indicators import STATE_FORMAT, CandleOrderError, IndicatorSpec, check_format
+from market.indicators.indicator_set import set_program
+from market.indicators.kernel import H_LAST_TS, fold_rows
 from market.messages import Candle
 
 #: Closed candles of one series (exchange, symbol, timeframe) that start before the given
@@ -32,6 +40,8 @@ History = Callable[[str, str, str, int], Sequence[Candle]]
 
 #: The fewest candles a warm-up asks for.
 MIN_WARM_CANDLES = 2000
+
+_NO_OUTPUT = np.empty((0, 0), np.float64)
 
 
 def warm_candles(specs: Sequence[IndicatorSpec]) -> int:
@@ -45,54 +55,129 @@ def warm_candles(specs: Sequence[IndicatorSpec]) -> int:
 
 
 class IndicatorBook:
-    """One `IndicatorSet` per (market, timeframe) index pair, created on first use."""
+    """The state of every (market, timeframe) index pair, created on first use."""
 
     def __init__(self, specs: Sequence[IndicatorSpec]) -> None:
         self.specs = tuple(specs)
-        self.keys = IndicatorSet(self.specs).keys
-        self._sets: dict[tuple[int, int], IndicatorSet] = {}
+        self._program = set_program(self.specs)
+        self.keys = self._program.keys
+        self._rows: dict[tuple[int, int], int] = {}
+        self._free: list[int] = []
+        self._state_f = np.empty((0, self._program.initial_f.shape[0]), np.float64)
+        self._state_i = np.empty((0, self._program.initial_i.shape[0]), np.int64)
 
     def __len__(self) -> int:
-        return len(self._sets)
+        return len(self._rows)
 
     def __contains__(self, series: tuple[int, int]) -> bool:
-        return series in self._sets
+        return series in self._rows
 
     def discard(self, market: int, timeframe: int) -> None:
         """Forget one series' state: its next candle starts it afresh (warmed, if asked)."""
-        self._sets.pop((market, timeframe), None)
+        row = self._rows.pop((market, timeframe), None)
+        if row is not None:
+            self._free.append(row)
 
     def update(
         self, final: CandleColumns, history: History | None = None
     ) -> list[dict[str, float]]:
-        """Fold each final candle, in order, into its series' set; return, per candle, the
-        outputs that are numbers (warm-up NaNs left out). A series met for the first time is
-        first warmed from `history`, when given."""
+        """Fold each final candle, in order, into its series' indicators; return, per candle,
+        the outputs that are numbers (warm-up NaNs left out). A series met for the first time
+        is first warmed from `history`, when given."""
         if not self.specs or not len(final):
             return [{} for _ in range(len(final))]
-        sets = self._sets
-        out: list[dict[str, float]] = []
-        rows = zip(
-            final.market.tolist(), final.timeframe.tolist(), final.ts.tolist(),
-            final.open.tolist(), final.high.tolist(), final.low.tolist(), final.close.tolist(),
-            final.volume.tolist(), strict=True,
-        )
-        for market, timeframe, ts, o, h, lo, c, v in rows:
-            series = sets.get((market, timeframe))
-            if series is None:
-                series = sets[(market, timeframe)] = IndicatorSet(self.specs)
-                if history is not None:
-                    exchange, symbol = final.markets[market]
-                    name = final.timeframe_names[timeframe]
-                    for old in history(exchange, symbol, name, ts):
-                        series.update(old.ts, old.open, old.high, old.low, old.close,
-                                      old.volume)
-            series.update(ts, o, h, lo, c, v)
-            values: list[float] = []
-            for indicator in series.indicators:
-                values += indicator.current()
-            out.append({
-                key: value for key, value in zip(self.keys, values, strict=True)
-                if math.isfinite(value)
-            })
+        keys = self.keys
+        isfinite = math.isfinite
+        return [
+            {key: value for key, value in zip(keys, row, strict=True) if isfinite(value)}
+            for row in self.fold(final, history).tolist()
+        ]
+
+    def fold(self, final: CandleColumns, history: History | None = None) -> np.ndarray:
+        """As `update`, but every output of candle r in row r of one array, NaN included
+        (columns in `keys` order)."""
+        out = np.empty((len(final), len(self.keys)), np.float64)
+        if not len(final) or not self.specs:
+            return out
+        rows = self._series_rows(final, history)
+        self._fold(rows, final.ts, final.high, final.low, final.close, final.volume, out)
         return out
+
+    def _series_rows(self, final: CandleColumns, history: History | None) -> np.ndarray:
+        """Each candle's state row; rows for series met for the first time, warmed."""
+        width = int(final.timeframe.max()) + 1
+        series = final.market * width + final.timeframe
+        unique, first, inverse = np.unique(series, return_index=True, return_inverse=True)
+        rows = np.empty(len(unique), np.int64)
+        for k, (key, at) in enumerate(zip(unique.tolist(), first.tolist(), strict=True)):
+            pair = divmod(key, width)
+            row = self._rows.get(pair)
+            if row is None:
+                row = self._rows[pair] = self._new_row()
+                if history is not None:
+                    self._warm(row, final, pair, int(final.ts[at]), history)
+            rows[k] = row
+        return rows[inverse.reshape(-1)]
+
+    def _new_row(self) -> int:
+        """A state row set to a fresh series' state, the arrays grown when none is free."""
+        if not self._free:
+            size = self._state_f.shape[0]
+            grown = max(8, 2 * size)
+            self._state_f = np.concatenate(
+                [self._state_f, np.empty((grown - size, self._state_f.shape[1]))])
+            self._state_i = np.concatenate(
+                [self._state_i, np.empty((grown - size, self._state_i.shape[1]), np.int64)])
+            self._free.extend(range(grown - 1, size - 1, -1))
+        row = self._free.pop()
+        self._state_f[row] = self._program.initial_f
+        self._state_i[row] = self._program.initial_i
+        return row
+
+    def _warm(
+        self, row: int, final: CandleColumns, pair: tuple[int, int], ts: int,
+        history: History,
+    ) -> None:
+        exchange, symbol = final.markets[pair[0]]
+        old = history(exchange, symbol, final.timeframe_names[pair[1]], ts)
+        if not old:
+            return
+        n = len(old)
+        columns = [np.fromiter((getattr(c, name) for c in old), np.float64, n)
+                   for name in ("high", "low", "close", "volume")]
+        ts_column = np.fromiter((c.ts for c in old), np.int64, n)
+        self._fold(np.full(n, row, np.int64), ts_column, *columns, _NO_OUTPUT)
+
+    def _fold(
+        self, rows: np.ndarray, ts: np.ndarray, high: np.ndarray, low: np.ndarray,
+        close: np.ndarray, volume: np.ndarray, out: np.ndarray,
+    ) -> None:
+        p = self._program
+        stopped = fold_rows(
+            p.codes, p.constants, p.scratch, self._state_f, self._state_i, rows,
+            np.ascontiguousarray(ts, np.int64), np.ascontiguousarray(high, np.float64),
+            np.ascontiguousarray(low, np.float64), np.ascontiguousarray(close, np.float64),
+            np.ascontiguousarray(volume, np.float64), out, out.shape[0] > 0,
+        )
+        if stopped >= 0:
+            previous = int(self._state_i[rows[stopped], H_LAST_TS])
+            raise CandleOrderError(
+                f"candle at ts={int(ts[stopped])} does not come after the previous one at"
+                f" ts={previous}"
+            )
+
+    def __getstate__(self) -> dict[str, object]:
+        live = sorted(self._rows.items(), key=lambda item: item[1])
+        return {
+            "format": STATE_FORMAT, "specs": self.specs,
+            "series": [pair for pair, _ in live],
+            "state_f": self._state_f[[row for _, row in live]],
+            "state_i": self._state_i[[row for _, row in live]],
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        check_format(state, "IndicatorBook")
+        self.__init__(state["specs"])  # type: ignore[misc]
+        self._state_f = np.array(state["state_f"], np.float64)
+        self._state_i = np.array(state["state_i"], np.int64)
+        self._rows = {tuple(pair): row for row, pair in enumerate(state["series"])}

@@ -1,9 +1,13 @@
 """Incremental technical indicators that match pandas-ta's batch values after warm-up.
 
 Each indicator folds in one closed candle at a time, in O(1) of the history length (a window
-indicator keeps a fixed-length deque; BBANDS and CCI scan that window), in pure Python. State
-lives in the instance, one per symbol and timeframe, kept by the caller (a Bytewax step, a
-backtest, the API); instances pickle, so Bytewax can snapshot them.
+indicator keeps a fixed-length ring; BBANDS, CCI and Stochastic scan that window). The
+arithmetic is one compiled engine (`kernel`, numba, no fast-math); the classes here describe
+each indicator and its state (`program`). State lives in the instance, one per symbol and
+timeframe, kept by the caller (a Bytewax step, a backtest, the API), or in
+`market.indicator_book.IndicatorBook`, which folds batches of candles of many series in one
+call; both pickle, so Bytewax can snapshot them (with a format number: state of another
+layout raises `IndicatorStateError`).
 
 API:
 
@@ -40,11 +44,14 @@ latest candle, restore the state pickled before it and update again.
 """
 
 from market.indicators.base import (
+    STATE_FORMAT,
     CandleOrderError,
     Indicator,
     IndicatorConfigError,
     IndicatorError,
+    IndicatorStateError,
     Param,
+    check_format,
 )
 from market.indicators.indicator_set import IndicatorSet
 from market.indicators.momentum import CCI, MACD, ROC, RSI, Stoch
@@ -74,6 +81,7 @@ __all__ = [
     "ROC",
     "RSI",
     "SMA",
+    "STATE_FORMAT",
     "VWAP",
     "WMA",
     "BBands",
@@ -83,9 +91,11 @@ __all__ = [
     "IndicatorError",
     "IndicatorSet",
     "IndicatorSpec",
+    "IndicatorStateError",
     "Param",
     "Stoch",
     "build_indicator",
+    "check_format",
     "indicator_class",
     "indicator_spec",
     "parse_indicators",

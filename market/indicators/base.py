@@ -4,7 +4,8 @@ Exceptions:
 
     IndicatorError (ValueError)
     ├── IndicatorConfigError   unknown indicator, bad parameter or bad spec string
-    └── CandleOrderError       a candle that does not come after the previous one
+    ├── CandleOrderError       a candle that does not come after the previous one
+    └── IndicatorStateError    pickled state of a layout this version does not read
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from market.indicators.program import Layout, SeriesFold
 
 ParamValue = int | float
 
@@ -31,6 +35,26 @@ class IndicatorConfigError(IndicatorError):
 
 class CandleOrderError(IndicatorError):
     """A candle whose timestamp is not after the previous candle's."""
+
+
+class IndicatorStateError(IndicatorError):
+    """Pickled indicator state written in a layout this version does not read."""
+
+
+#: The layout of pickled indicator state. Bump it when the engine's state layout changes, so
+#: state of another layout is refused with a clear error instead of being read wrong (the
+#: pure-Python engine before it pickled no format: 1).
+STATE_FORMAT = 2
+
+
+def check_format(state: Mapping[str, object], what: str) -> None:
+    """Raise `IndicatorStateError` unless a pickled `state` has today's layout."""
+    found = state.get("format", 1)
+    if found != STATE_FORMAT:
+        raise IndicatorStateError(
+            f"{what}: pickled indicator state of format {found}; this version reads format"
+            f" {STATE_FORMAT} only"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +99,8 @@ class Indicator(ABC):
     """An indicator updated one closed candle at a time, in O(1) of the history length.
 
     Subclasses declare `NAME`, `PARAMS` and `OUTPUTS`, take their parameters as keyword
-    arguments, and implement `update` and `current`. Instances pickle with their state.
+    arguments, and describe their state to the compiled engine (`layout`); the arithmetic is
+    in `market.indicators.kernel`. Instances pickle with their state.
     """
 
     NAME: ClassVar[str]
@@ -94,6 +119,7 @@ class Indicator(ABC):
             if len(self.OUTPUTS) == 1
             else tuple(f"{self.name}.{output}" for output in self.OUTPUTS)
         )
+        self._fold: SeriesFold | None = None
 
     @classmethod
     def validate(cls, params: Mapping[str, object]) -> dict[str, ParamValue]:
@@ -118,23 +144,36 @@ class Indicator(ABC):
         return None
 
     @abstractmethod
+    def layout(self) -> Layout:
+        """The state and constants this indicator needs in the compiled engine."""
+
     def update(
         self, ts_ns: int, open: float, high: float, low: float, close: float, volume: float
     ) -> None:
-        """Fold in the next closed candle; `ts_ns` is its bucket start, ns since epoch, UTC."""
+        """Fold in the next closed candle; `ts_ns` is its bucket start, ns since epoch, UTC.
+        A candle not after the previous one raises `CandleOrderError` and changes nothing."""
+        if self._fold is None:
+            from market.indicators.program import SeriesFold, program
 
-    @abstractmethod
+            self._fold = SeriesFold(program((self,)))
+        self._fold.update(ts_ns, high, low, close, volume)
+
     def current(self) -> tuple[float, ...]:
         """The outputs after the latest candle, in `OUTPUTS` order; NaN during warm-up."""
+        if self._fold is None:
+            return (math.nan,) * len(self.keys)
+        return tuple(self._fold.outputs.tolist())
 
     def values(self) -> dict[str, float]:
         """The outputs keyed by their storage names (`keys`)."""
         return dict(zip(self.keys, self.current(), strict=True))
 
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "format": STATE_FORMAT}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        check_format(state, type(self).__name__)
+        self.__dict__.update({k: v for k, v in state.items() if k != "format"})
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
-
-
-def ratio(numerator: float, denominator: float) -> float:
-    """`numerator / denominator`, NaN when the denominator is zero (pandas gives NaN or inf)."""
-    return numerator / denominator if denominator != 0.0 else math.nan

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from collections.abc import Mapping
 
-from market.indicators.averages import Ewm, RollingWindow, SeededEwm
+from market.indicators import kernel
 from market.indicators.base import (
     MAX_LENGTH,
     Indicator,
@@ -14,12 +12,8 @@ from market.indicators.base import (
     Param,
     ParamValue,
     length_param,
-    ratio,
 )
-
-_NAN = math.nan
-#: A CCI mean deviation at or below this fraction of the mean typical price counts as zero.
-_FLAT = 1e-12
+from market.indicators.program import Layout, ewm_weights
 
 
 class RSI(Indicator):
@@ -37,34 +31,18 @@ class RSI(Indicator):
     def __init__(self, *, length: int = 14) -> None:
         super().__init__(length=length)
         self.warmup = length + 1
-        self._gain = Ewm(1.0 / length)
-        self._loss = Ewm(1.0 / length)
-        self._prev_close = _NAN
-        self._changes = 0
 
-    def update(
-        self, ts_ns: int, open: float, high: float, low: float, close: float, volume: float
-    ) -> None:
-        prev, self._prev_close = self._prev_close, close
-        if prev != prev:
-            return
-        change = close - prev
-        self._gain.push(change if change > 0.0 else 0.0)
-        self._loss.push(change if change < 0.0 else 0.0)
-        self._changes += 1
-
-    def current(self) -> tuple[float, ...]:
-        if self._changes < self.warmup - 1:
-            return (_NAN,)
-        gain = self._gain.value
-        return (ratio(100 * gain, gain + abs(self._loss.value)),)
+    def layout(self) -> Layout:
+        length = self.warmup - 1
+        return Layout(kernel.RSI, (length,), ewm_weights(1.0 / length), 3, 1,
+                      nan_floats=(0, 1, 2))
 
 
 class MACD(Indicator):
     """MACD line, signal and histogram; `ta.macd(close, fast, slow, signal)`.
 
-    Each EMA is pandas-ta's: seeded with the SMA of its first inputs. The signal line is the
-    EMA of the MACD line from its first value on, as pandas-ta computes it.
+    Each EMA is pandas-ta's (see `EMA`): seeded with the SMA of its first inputs. The signal
+    line is the EMA of the MACD line from its first value on, as pandas-ta computes it.
     """
 
     NAME = "macd"
@@ -79,10 +57,6 @@ class MACD(Indicator):
     def __init__(self, *, fast: int = 12, slow: int = 26, signal: int = 9) -> None:
         super().__init__(fast=fast, slow=slow, signal=signal)
         self.warmup = slow + signal - 1
-        self._fast = SeededEwm(fast, 2.0 / (fast + 1))
-        self._slow = SeededEwm(slow, 2.0 / (slow + 1))
-        self._signal = SeededEwm(signal, 2.0 / (signal + 1))
-        self._line = _NAN
 
     @classmethod
     def check_together(cls, params: Mapping[str, ParamValue]) -> None:
@@ -92,18 +66,12 @@ class MACD(Indicator):
                 f"and slow={params['slow']}"
             )
 
-    def update(
-        self, ts_ns: int, open: float, high: float, low: float, close: float, volume: float
-    ) -> None:
-        line = self._fast.push(close) - self._slow.push(close)
-        self._line = line
-        if line == line:
-            self._signal.push(line)
-
-    def current(self) -> tuple[float, ...]:
-        line = self._line
-        signal = self._signal.value
-        return (line, signal, line - signal)
+    def layout(self) -> Layout:
+        lengths = (int(self.params["fast"]), int(self.params["slow"]),
+                   int(self.params["signal"]))
+        weights = tuple(w for n in lengths for w in ewm_weights(2.0 / (n + 1)))
+        return Layout(kernel.MACD, lengths, weights, 3 * kernel.SEWM_FLOATS + 1,
+                      3 * kernel.SEWM_INTS, nan_floats=(0, 3, 6, 9))
 
 
 class Stoch(Indicator):
@@ -126,32 +94,12 @@ class Stoch(Indicator):
     def __init__(self, *, k: int = 14, d: int = 3, smooth_k: int = 3) -> None:
         super().__init__(k=k, d=d, smooth_k=smooth_k)
         self.warmup = k + smooth_k + d - 2
-        self._look_back = k
-        self._highs: deque[float] = deque(maxlen=k)
-        self._lows: deque[float] = deque(maxlen=k)
-        self._smooth = RollingWindow(smooth_k)
-        self._signal = RollingWindow(d)
-        self._k = _NAN
 
-    def update(
-        self, ts_ns: int, open: float, high: float, low: float, close: float, volume: float
-    ) -> None:
-        highs, lows = self._highs, self._lows
-        highs.append(high)
-        lows.append(low)
-        if len(lows) < self._look_back:
-            return
-        lowest = min(lows)
-        span = max(highs) - lowest
-        raw = 100 * (close - lowest) / span if span != 0.0 else 0.0
-        self._smooth.push(raw)
-        k = self._smooth.mean()
-        self._k = k
-        if k == k:
-            self._signal.push(k)
-
-    def current(self) -> tuple[float, ...]:
-        return (self._k, self._signal.mean())
+    def layout(self) -> Layout:
+        k, d, smooth = (int(self.params[name]) for name in ("k", "d", "smooth_k"))
+        floats = 1 + 2 * k + 2 * kernel.RW_FLOATS + smooth + d
+        return Layout(kernel.STOCH, (k, d, smooth), (), floats, 2 + 2 * kernel.RW_INTS,
+                      nan_floats=(0,), window=max(d, smooth))
 
 
 class ROC(Indicator):
@@ -164,19 +112,9 @@ class ROC(Indicator):
     def __init__(self, *, length: int = 10) -> None:
         super().__init__(length=length)
         self.warmup = length + 1
-        self._closes: deque[float] = deque(maxlen=length + 1)
 
-    def update(
-        self, ts_ns: int, open: float, high: float, low: float, close: float, volume: float
-    ) -> None:
-        self._closes.append(close)
-
-    def current(self) -> tuple[float, ...]:
-        closes = self._closes
-        if len(closes) < self.warmup:
-            return (_NAN,)
-        then = closes[0]
-        return (ratio(100 * (closes[-1] - then), then),)
+    def layout(self) -> Layout:
+        return Layout(kernel.ROC, (self.warmup - 1,), (), self.warmup, 2)
 
 
 class CCI(Indicator):
@@ -184,33 +122,21 @@ class CCI(Indicator):
 
     `tp` is `(high + low + close) / 3`. pandas-ta 0.4.71b0's `ta.cci` drops the parentheses
     (`tp - sma / (c * mad)`), so this follows the textbook and is checked against pandas-ta's
-    own `hlc3`, `sma` and `mad` combined that way. A flat window (deviation at rounding level)
-    gives NaN. The mean deviation needs the whole window: O(length) per candle.
+    own `hlc3`, `sma` and `mad` combined that way. A flat window (mean deviation at or below
+    1e-12 of the mean: the typical prices are rounded sums, so that is rounding of equal
+    prices, and CCI would be that noise divided by itself) gives NaN. The mean deviation
+    needs the whole window: O(length) per candle.
     """
 
     NAME = "cci"
     DESCRIPTION = "Commodity channel index of the typical price, constant 0.015."
     PARAMS = (length_param(14, minimum=2),)
-    CONSTANT = 0.015
+    CONSTANT = kernel.CCI_CONSTANT
 
     def __init__(self, *, length: int = 14) -> None:
         super().__init__(length=length)
         self.warmup = length
-        self._typical = RollingWindow(length)
 
-    def update(
-        self, ts_ns: int, open: float, high: float, low: float, close: float, volume: float
-    ) -> None:
-        self._typical.push((high + low + close) / 3.0)
-
-    def current(self) -> tuple[float, ...]:
-        window = self._typical
-        if not window.full:
-            return (_NAN,)
-        mean = window.total / window.length
-        deviation = sum(abs(x - mean) for x in window.items) / window.length
-        if deviation <= _FLAT * abs(mean):
-            # The typical prices are rounded sums: a deviation this small is rounding of equal
-            # prices, so CCI is 0/0 (pandas-ta returns that noise divided by itself).
-            return (_NAN,)
-        return ((window.items[-1] - mean) / (self.CONSTANT * deviation),)
+    def layout(self) -> Layout:
+        n = self.warmup
+        return Layout(kernel.CCI, (n,), (), kernel.RW_FLOATS + n, kernel.RW_INTS, window=n)

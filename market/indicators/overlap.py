@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import math
-from collections import deque
-
-from market.indicators.averages import RollingWindow, SeededEwm
+from market.indicators import kernel
 from market.indicators.base import Indicator, length_param
+from market.indicators.program import Layout, ewm_weights
 
 
 class SMA(Indicator):
-    """Simple moving average of the close; `ta.sma(close, length)`."""
+    """Simple moving average of the close; `ta.sma(close, length)`.
+
+    The window's running sum is summed afresh (exactly, `math.fsum`) once every `length`
+    candles, so rounding errors cannot accumulate over a long stream (they would after a
+    large change of price scale). Every windowed indicator here does the same.
+    """
 
     NAME = "sma"
     DESCRIPTION = "Simple moving average of the close."
@@ -19,22 +22,19 @@ class SMA(Indicator):
     def __init__(self, *, length: int = 10) -> None:
         super().__init__(length=length)
         self.warmup = length
-        self._window = RollingWindow(length)
 
-    def update(
-        self, ts_ns: int, open: float, high: float, low: float, close: float, volume: float
-    ) -> None:
-        self._window.push(close)
-
-    def current(self) -> tuple[float, ...]:
-        return (self._window.mean(),)
+    def layout(self) -> Layout:
+        n = self.warmup
+        return Layout(kernel.SMA, (n,), (), kernel.RW_FLOATS + n, kernel.RW_INTS, window=n)
 
 
 class EMA(Indicator):
     """Exponential moving average of the close; `ta.ema(close, length)`.
 
     Like pandas-ta (`presma=True`, `adjust=False`): seeded with the SMA of the first `length`
-    closes, then `alpha = 2 / (length + 1)`.
+    closes (Python's `sum` of them over `length`), then `alpha = 2 / (length + 1)`, each close
+    folded in with pandas' own expression `((1 - a) * avg + a * x) / ((1 - a) + a)`, skipped
+    when `x == avg`, so it rounds exactly as pandas-ta's does.
     """
 
     NAME = "ema"
@@ -44,15 +44,10 @@ class EMA(Indicator):
     def __init__(self, *, length: int = 10) -> None:
         super().__init__(length=length)
         self.warmup = length
-        self._ema = SeededEwm(length, 2.0 / (length + 1))
 
-    def update(
-        self, ts_ns: int, open: float, high: float, low: float, close: float, volume: float
-    ) -> None:
-        self._ema.push(close)
-
-    def current(self) -> tuple[float, ...]:
-        return (self._ema.value,)
+    def layout(self) -> Layout:
+        return Layout(kernel.EMA, (self.warmup,), ewm_weights(2.0 / (self.warmup + 1)),
+                      kernel.SEWM_FLOATS, kernel.SEWM_INTS, nan_floats=(0,))
 
 
 class WMA(Indicator):
@@ -60,7 +55,8 @@ class WMA(Indicator):
 
     Keeps the plain and the weighted sum of the window: a new close shifts every weight down by
     one, which subtracts the plain sum. Both sums are recomputed exactly once per `length`
-    candles so rounding does not accumulate.
+    candles so rounding does not accumulate. Like pandas-ta, the weighted sum is multiplied
+    by `2 / (length² + length)` rather than divided by the weights' sum.
     """
 
     NAME = "wma"
@@ -70,32 +66,7 @@ class WMA(Indicator):
     def __init__(self, *, length: int = 10) -> None:
         super().__init__(length=length)
         self.warmup = length
-        self._items: deque[float] = deque(maxlen=length)
-        self._plain = 0.0
-        self._weighted = 0.0
-        self._since_resum = 0
-        # pandas-ta multiplies the weighted sum by this, rather than dividing by the weight sum.
-        self._scale = 2 / (length * length + length)
 
-    def update(
-        self, ts_ns: int, open: float, high: float, low: float, close: float, volume: float
-    ) -> None:
-        items = self._items
+    def layout(self) -> Layout:
         n = self.warmup
-        if len(items) == n:
-            self._weighted += n * close - self._plain
-            self._plain += close - items[0]
-        else:
-            self._weighted += (len(items) + 1) * close
-            self._plain += close
-        items.append(close)
-        self._since_resum += 1
-        if self._since_resum >= n:
-            self._since_resum = 0
-            self._plain = math.fsum(items)
-            self._weighted = math.fsum(i * x for i, x in enumerate(items, start=1))
-
-    def current(self) -> tuple[float, ...]:
-        if len(self._items) < self.warmup:
-            return (math.nan,)
-        return (self._weighted * self._scale,)
+        return Layout(kernel.WMA, (n,), (2 / (n * n + n),), 2 + n, 3, window=n)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
-from market.indicators.averages import RollingWindow, SeededEwm
-from market.indicators.base import Indicator, Param, length_param, ratio
-
-_NAN = math.nan
+from market.indicators import kernel
+from market.indicators.base import Indicator, Param, length_param
+from market.indicators.program import Layout, ewm_weights
 
 
 class BBands(Indicator):
@@ -15,7 +12,11 @@ class BBands(Indicator):
 
     middle is the SMA; the bands sit `std` sample standard deviations (ddof=1, as pandas-ta)
     away; bandwidth is pandas-ta's BBB, `100 * (upper - lower) / middle`; percent is its BBP,
-    `(close - lower) / (upper - lower)`.
+    `(close - lower) / (upper - lower)`, and 0 when the bands collapse (as pandas-ta's
+    epsilon-padded span gives). The variance is summed over deviations from the window's
+    first close, which are small (and exact within a factor of two), so it keeps full
+    precision where a running sum of squares would cancel, and a flat window gives exactly
+    zero. O(length) per candle.
     """
 
     NAME = "bbands"
@@ -29,38 +30,11 @@ class BBands(Indicator):
     def __init__(self, *, length: int = 5, std: float = 2.0) -> None:
         super().__init__(length=length, std=std)
         self.warmup = length
-        self._std = float(std)
-        self._closes = RollingWindow(length)
 
-    def update(
-        self, ts_ns: int, open: float, high: float, low: float, close: float, volume: float
-    ) -> None:
-        self._closes.push(close)
-
-    def current(self) -> tuple[float, ...]:
-        window = self._closes
-        if not window.full:
-            return (_NAN,) * 5
-        n = window.length
-        middle = window.total / n
-        # Deviations from the window's first close are small (and exact within a factor of
-        # two), so the variance keeps full precision where a running sum of squares would
-        # cancel, and a flat window gives exactly zero. O(length) per candle.
-        items = window.items
-        first = items[0]
-        shifted = squares = 0.0
-        for x in items:
-            d = x - first
-            shifted += d
-            squares += d * d
-        variance = max(squares - shifted * shifted / n, 0.0) / (n - 1)
-        width = self._std * math.sqrt(variance)
-        lower = middle - width
-        upper = middle + width
-        span = upper - lower
-        # Collapsed bands give %B 0, as pandas-ta's epsilon-padded span does.
-        percent = (items[-1] - lower) / span if span != 0.0 else 0.0
-        return (lower, middle, upper, ratio(100 * span, middle), percent)
+    def layout(self) -> Layout:
+        n = self.warmup
+        return Layout(kernel.BBANDS, (n,), (float(self.params["std"]),),
+                      kernel.RW_FLOATS + n, kernel.RW_INTS, window=n)
 
 
 class ATR(Indicator):
@@ -78,17 +52,7 @@ class ATR(Indicator):
     def __init__(self, *, length: int = 14) -> None:
         super().__init__(length=length)
         self.warmup = length
-        self._average = SeededEwm(length, 1.0 / length)
-        self._prev_close = _NAN
 
-    def update(
-        self, ts_ns: int, open: float, high: float, low: float, close: float, volume: float
-    ) -> None:
-        prev, self._prev_close = self._prev_close, close
-        true_range = abs(high - low)
-        if prev == prev:
-            true_range = max(true_range, abs(high - prev), abs(prev - low))
-        self._average.push(true_range)
-
-    def current(self) -> tuple[float, ...]:
-        return (self._average.value,)
+    def layout(self) -> Layout:
+        return Layout(kernel.ATR, (self.warmup,), ewm_weights(1.0 / self.warmup),
+                      kernel.SEWM_FLOATS + 1, kernel.SEWM_INTS, nan_floats=(0, 3))

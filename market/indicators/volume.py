@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
-from market.indicators.base import Indicator, ratio
-
-_NAN = math.nan
-_NS_PER_DAY = 86_400 * 1_000_000_000
+from market.indicators import kernel
+from market.indicators.base import Indicator
+from market.indicators.program import Layout
 
 
 class OBV(Indicator):
@@ -23,20 +20,9 @@ class OBV(Indicator):
     def __init__(self) -> None:
         super().__init__()
         self.warmup = 2
-        self._prev_close = _NAN
-        self._total = _NAN
 
-    def update(
-        self, ts_ns: int, open: float, high: float, low: float, close: float, volume: float
-    ) -> None:
-        prev, self._prev_close = self._prev_close, close
-        if prev != prev:
-            return
-        signed = volume if close > prev else -volume if close < prev else 0.0
-        self._total = signed if self._total != self._total else self._total + signed
-
-    def current(self) -> tuple[float, ...]:
-        return (self._total,)
+    def layout(self) -> Layout:
+        return Layout(kernel.OBV, (), (), 2, 0, nan_floats=(0, 1))
 
 
 class VWAP(Indicator):
@@ -52,22 +38,6 @@ class VWAP(Indicator):
     def __init__(self) -> None:
         super().__init__()
         self.warmup = 1
-        self._day: int | None = None
-        self._notional = 0.0
-        self._volume = 0.0
 
-    def update(
-        self, ts_ns: int, open: float, high: float, low: float, close: float, volume: float
-    ) -> None:
-        day = ts_ns // _NS_PER_DAY
-        if day != self._day:
-            self._day = day
-            self._notional = 0.0
-            self._volume = 0.0
-        self._notional += (high + low + close) / 3.0 * volume
-        self._volume += volume
-
-    def current(self) -> tuple[float, ...]:
-        if self._day is None:
-            return (_NAN,)
-        return (ratio(self._notional, self._volume),)
+    def layout(self) -> Layout:
+        return Layout(kernel.VWAP, (), (), 2, 2)

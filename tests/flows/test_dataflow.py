@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
@@ -12,13 +14,14 @@ from flows.candle_logic import CandleLogic, FlowOptions
 from flows.dataflow import build_flow
 from flows.jetstream_source import RawMessage
 from flows.outputs import FlowOutput
-from market.indicators import parse_indicators
+from market.indicators import DEFAULT_INDICATORS, IndicatorStateError, parse_indicators
 from market.messages import Candle, Trade, encode
 from market.spike_filter import SpikeFilter
 from market.timeframes import parse_timeframes
 
 S = 1_000_000_000
 T0 = 1_700_000_040 * S
+DATA = Path(__file__).with_name("data")
 
 
 def run(messages: list[RawMessage], **options: object) -> list[FlowOutput]:
@@ -203,3 +206,14 @@ def test_a_held_back_forming_update_goes_out_when_its_interval_ends() -> None:
     assert [(c.timeframe, c.close, c.trades, c.closed) for c in held] == [
         ("1s", 11.0, 2, False), ("1m", 11.0, 2, False)
     ]
+
+
+def test_a_snapshot_of_the_python_indicator_engine_is_refused_with_what_to_do() -> None:
+    # Taken by a flow with the default indicators before they were compiled (their state was
+    # pickled Python objects), after 60 s of trades of one market.
+    old = gzip.decompress((DATA / "snapshot-python-indicators.pickle.gz").read_bytes())
+    with pytest.raises(ValueError, match=r"cannot be read by this version.*remove the recovery"
+                       r" directory \(DATA/recovery\) to start afresh") as caught:
+        CandleLogic(options(indicators=DEFAULT_INDICATORS), old)
+    # Its indicator objects' classes are gone (an ImportError), or refuse the old layout.
+    assert isinstance(caught.value.__cause__, ImportError | IndicatorStateError)
