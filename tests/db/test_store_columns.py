@@ -7,8 +7,10 @@ import math
 
 import numpy as np
 
+from db.candle_store import SymbolSummary
 from db.columns import IndicatorTable
-from db.store import IndicatorValues, Store, SymbolSummary
+from db.indicator_store import IndicatorValues
+from db.store import Store
 from market.candle_columns import CandleColumns
 from market.messages import Candle
 
