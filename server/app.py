@@ -44,6 +44,7 @@ from server.metrics import Metrics
 from server.ratelimit import Rate
 from server.settings import Settings
 from server.stores import open_store
+from server.worker_metrics import WorkerMetrics
 from strategies.service import BacktestService
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,8 @@ def create_app(
         worker: asyncio.Task[None] | None = None
         if settings.backtest_workers:
             worker = asyncio.create_task(BacktestWorker(
-                settings, nc, store, concurrency=settings.backtest_workers
+                settings, nc, store, concurrency=settings.backtest_workers,
+                metrics=WorkerMetrics(metrics.registry),
             ).run(stop_worker))
             worker.add_done_callback(_report_worker_end)
         # Per request, `CandleGraphQL.get_context` replaces `access` with the caller's.

@@ -53,6 +53,7 @@ from server.backtest_queue import (
 from server.backtest_slots import Slot, SlotDied
 from server.settings import Settings
 from server.stores import open_store
+from server.worker_metrics import QUEUE_POLL_S, WorkerMetrics
 from strategies.attempt import AttemptEnd, AttemptStore, claim, give_up, note_failure
 from strategies.jobs import Job, decode_job
 
@@ -74,6 +75,7 @@ class BacktestWorker:
         store: AttemptStore,
         *,
         concurrency: int,
+        metrics: WorkerMetrics | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self._settings = settings
@@ -81,6 +83,7 @@ class BacktestWorker:
         self._store = store
         self._concurrency = concurrency
         self._clock = clock
+        self._metrics = metrics if metrics is not None else WorkerMetrics()
         self._queue = JetStreamQueue(nc)
         self._ack_wait_s = settings.backtest_ack_wait_s
         self._max_attempts = settings.backtest_max_attempts
@@ -98,6 +101,8 @@ class BacktestWorker:
         for slot in slots:
             free.put_nowait(slot)
         running: set[asyncio.Task[None]] = set()
+        self._metrics.slots.set(self._concurrency)
+        polling = asyncio.create_task(self._poll_queue(js))
         log.info("backtest worker %s pulling with %d processes", self.name, self._concurrency)
         try:
             while not stop.is_set():
@@ -113,6 +118,7 @@ class BacktestWorker:
                 task.add_done_callback(running.discard)
                 task.add_done_callback(lambda _, slot=slot: free.put_nowait(slot))
         finally:
+            polling.cancel()
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
@@ -135,6 +141,8 @@ class BacktestWorker:
             job = decode_job(msg.data)
         except ValueError as error:
             log.error("dropping a backtest job that is not one (%s): %.200r", error, msg.data)
+            self._metrics.job("dropped")
+            self._metrics.failure("bad_job")
             await msg.term()
             return
         if attempt > self._max_attempts:
@@ -152,10 +160,13 @@ class BacktestWorker:
             return
         log.info("backtest %s attempt %d: starting", job.id, attempt)
         keeping = asyncio.create_task(self._keep_alive(msg))
+        started = time.monotonic()
+        self._metrics.busy.inc()
         try:
             await self._queue.announce(claimed)
             end = await slot.run(job, claimed, self._queue.announce)
         except SlotDied as died:
+            self._metrics.failure("process_died")
             await self._lost(msg, job, attempt, str(died))
             return
         except asyncio.CancelledError:
@@ -165,26 +176,55 @@ class BacktestWorker:
             raise
         finally:
             keeping.cancel()
+            self._metrics.busy.dec()
+            self._metrics.run_seconds.observe(time.monotonic() - started)
         await self._ended(msg, job, attempt, end)
 
     async def _ended(self, msg: Msg, job: Job, attempt: int, end: AttemptEnd) -> None:
         log.info("backtest %s attempt %d: %s %s %s", job.id, attempt, end.outcome,
                  end.status or "", end.detail)
+        self._count(end)
         if end.outcome in ("ended", "gone"):
             await msg.ack()
         elif end.outcome == "retry":
             await msg.nak(delay=RETRY_DELAY_S)
         # "superseded": a later delivery owns the job; acking this one would ack that one.
 
+    def _count(self, end: AttemptEnd) -> None:
+        if end.outcome == "ended":
+            status = (end.status or "FAILED").lower()
+            self._metrics.job(status if status in ("succeeded", "cancelled") else "failed")
+            if status == "failed":
+                self._metrics.failure("run")
+        elif end.outcome == "retry":
+            self._metrics.job("retried")
+            self._metrics.failure("store")
+        else:
+            self._metrics.job(end.outcome)
+
+    async def _poll_queue(self, js: nats.js.JetStreamContext) -> None:
+        """Keep the queue-depth gauges up to date (a failed poll keeps the last values)."""
+        while True:
+            try:
+                info = await js.consumer_info(STREAM, CONSUMER)
+            except Exception as error:  # NATS away or reconnecting: try again next time
+                log.debug("cannot read the backtest queue's depth: %s", error)
+            else:
+                self._metrics.pending.set(info.num_pending or 0)
+                self._metrics.running.set(info.num_ack_pending or 0)
+            await asyncio.sleep(QUEUE_POLL_S)
+
     async def _lost(self, msg: Msg, job: Job, attempt: int, reason: str) -> None:
         if attempt >= self._max_attempts:
             await self._give_up(job, attempt, reason)
             await msg.ack()
             return
+        self._metrics.job("retried")
         await asyncio.to_thread(note_failure, self._store, job.id, attempt, reason)
         await msg.nak(delay=RETRY_DELAY_S)
 
     async def _give_up(self, job: Job, attempts: int, reason: str | None) -> None:
+        self._metrics.job("gave_up")
         changed: list[BacktestRecord] = []
         failed = await asyncio.to_thread(
             give_up, self._store, job.id, attempts, reason, now_ns=self._clock(),
@@ -228,7 +268,11 @@ def run_worker(settings: Settings) -> int:
             settings.nats_url, name="candlegraph-worker", max_reconnect_attempts=-1
         )
         try:
-            worker = BacktestWorker(settings, nc, store, concurrency=settings.worker_concurrency)
+            metrics = WorkerMetrics()
+            if settings.worker_metrics_port:
+                metrics.serve(settings.metrics_host, settings.worker_metrics_port)
+            worker = BacktestWorker(settings, nc, store, concurrency=settings.worker_concurrency,
+                                    metrics=metrics)
             await worker.run(stop)
         finally:
             await nc.drain()

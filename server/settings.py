@@ -101,8 +101,9 @@ class Settings:
     # Backtests: the most runs one parameter sweep may ask for (at most
     # strategies.sweep.MAX_COMBINATIONS, 1000); the worker processes `candlegraph serve` runs
     # itself (`--workers`; none by default) and `candlegraph worker` runs (`--concurrency`);
-    # how long a job's worker may go silent before the job is delivered to another, and how
-    # many deliveries a job gets before it is failed.
+    # the port `candlegraph worker` serves its metrics on (0: none; `serve --workers` adds
+    # them to the server's /metrics); how long a job's worker may go silent before the job is
+    # delivered to another, and how many deliveries a job gets before it is failed.
     backtest_workers: int = 0
     sweep_max_runs: int = 200
     # Real markets (`candlegraph feed`, `backfill`, `up --exchange`): a ccxt exchange id, its
@@ -123,6 +124,7 @@ class Settings:
     feed_metrics_port: int = 9200
     feed_stats_interval_s: float = 10.0
     worker_concurrency: int = 2
+    worker_metrics_port: int = 9300
     backtest_ack_wait_s: float = 30.0
     backtest_max_attempts: int = 3
 
@@ -246,6 +248,10 @@ class Settings:
             raise SettingsError(f"feed_batch_ms must be >= 0, got {self.feed_batch_ms}")
         if self.feed_buffer < 1:
             raise SettingsError(f"feed_buffer must be >= 1 trade, got {self.feed_buffer}")
+        if not 0 <= self.worker_metrics_port <= 65535:
+            raise SettingsError(
+                f"worker_metrics_port must be a TCP port (0: none), got {self.worker_metrics_port}"
+            )
         if not 0 <= self.feed_metrics_port <= 65535:
             raise SettingsError(
                 f"feed_metrics_port must be a TCP port (0: none), got {self.feed_metrics_port}"
@@ -337,6 +343,7 @@ ENVIRONMENT: dict[str, Callable[[str], Any]] = {
     "feed_metrics_port": int,
     "feed_stats_interval_s": float,
     "worker_concurrency": int,
+    "worker_metrics_port": int,
     "backtest_ack_wait_s": float,
     "backtest_max_attempts": int,
 }

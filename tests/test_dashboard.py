@@ -3,8 +3,8 @@ processes: every metric a dashboard panel queries is served by a running CandleG
 
 `candlegraph up --exchange binance` runs against the fake Binance, with a subscriber, a bad
 trade message and GraphQL queries (one of them an error) for traffic, so that every labelled
-series exists; then the GraphQL server's `/metrics`, the flow worker's and the feed's are
-scraped, and each metric name in the dashboard's PromQL must be among them.
+series exists; then the GraphQL server's `/metrics`, the flow worker's, the feed's and the
+backtest worker's are scraped, and each metric name in the dashboard's PromQL must be among them.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def test_prometheus_scrapes_each_process_where_its_settings_serve_metrics() -> N
     assert targets["server"] == {"names": ["server"], "type": "A", "port": defaults.port}
     assert targets["flow"] == {"names": ["flow"], "type": "A", "port": defaults.flow_metrics_port}
     assert targets["feed"] == {"names": ["feed"], "type": "A", "port": defaults.feed_metrics_port}
+    assert targets["worker"] == {
+        "names": ["worker"], "type": "A", "port": defaults.worker_metrics_port}
     provisioning = ROOT / "ops" / "grafana" / "provisioning"
     providers = yaml.safe_load((provisioning / "dashboards" / "candlegraph.yaml").read_text())
     assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
@@ -75,11 +77,12 @@ async def test_every_metric_the_dashboard_queries_is_served_by_a_running_process
 ) -> None:
     fake = FakeBinance().start()
     port, nats_port = free_port(), free_port()
-    flow_metrics, feed_metrics = free_port(), free_port()
+    flow_metrics, feed_metrics, worker_metrics = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANDLEGRAPH_")}
     env.update(CANDLEGRAPH_EXCHANGE_CONFIG=json.dumps(fake.ccxt_config()),
                CANDLEGRAPH_FLOW_METRICS_PORT=str(flow_metrics),
                CANDLEGRAPH_FEED_METRICS_PORT=str(feed_metrics),
+               CANDLEGRAPH_WORKER_METRICS_PORT=str(worker_metrics),
                CANDLEGRAPH_TIMEFRAMES="1s,1m", CANDLEGRAPH_LOG_LEVEL="WARNING",
                CANDLEGRAPH_SNAPSHOT_INTERVAL_S="1", CANDLEGRAPH_FORMING_INTERVAL_MS="50")
     up = subprocess.Popen(
@@ -88,7 +91,7 @@ async def test_every_metric_the_dashboard_queries_is_served_by_a_running_process
          "--exchange", "binance", "--symbols", "BTC/USDT"], env=env,
     )
     urls = [f"http://127.0.0.1:{port}/metrics", f"http://127.0.0.1:{flow_metrics}/metrics",
-            f"http://127.0.0.1:{feed_metrics}/metrics"]
+            f"http://127.0.0.1:{feed_metrics}/metrics", f"http://127.0.0.1:{worker_metrics}/metrics"]
     wanted = dashboard_metrics()
     subscriber: GraphQLWs | None = None
     try:

@@ -19,14 +19,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import nats
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from db.backtest_store import BacktestRecord
 from db.sqlite import SqliteStore
 from server.app import create_app
 from server.backtest_queue import CONSUMER, STREAM
+from server.processes import free_port
 from server.settings import PREFIX, Settings
 from strategies.request import BacktestRequest, base_spec
 from strategies.runner import run_backtest
@@ -73,6 +76,8 @@ class Worker:
     def __init__(self, settings: Settings, log_path: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
         env.update(settings.to_env())
+        self.metrics_port = free_port()
+        env["CANDLEGRAPH_WORKER_METRICS_PORT"] = str(self.metrics_port)
         self.log_path = log_path
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -100,6 +105,18 @@ class Worker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def metrics(self) -> dict[str, float]:
+        """Its /metrics as {'name{label="value"}': value}; empty while it does not answer."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return {}
+        return {
+            sample.name + "".join(f'{{{k}="{v}"}}' for k, v in sorted(sample.labels.items())):
+            sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples
+        }
 
 
 class Cluster:
@@ -406,3 +423,44 @@ async def test_a_sweep_over_two_worker_processes_ranks_exactly_as_a_serial_run(
     assert ranking["skipped"] == msgspec.to_builtins(serial.ranking.skipped)
     assert len(runs) == len(serial.ranking.runs) == 8
     assert {run.worker for run in runs} == alive and len(alive) == 2
+
+
+def _summed(workers: list[Worker], name: str) -> float:
+    return sum(worker.metrics().get(name, 0.0) for worker in workers)
+
+
+async def test_the_workers_metrics_count_a_sweeps_runs_and_see_the_queue_drain(
+    cluster: Cluster, settings: Settings
+) -> None:
+    await eventually(lambda: _equals(idle_workers(settings), 2), timeout_s=60,
+                     what="two idle workers")
+    alive = [worker for worker in cluster.workers if worker.proc.poll() is None]
+    wait_until(lambda: all(worker.metrics() for worker in alive), timeout_s=30,
+               what="every worker serving /metrics")
+    succeeded = 'candlegraph_worker_jobs_total{outcome="succeeded"}'
+    timed = "candlegraph_worker_run_seconds_count"
+    failures = [f'candlegraph_worker_failures_total{{kind="{kind}"}}'
+                for kind in ("run", "process_died", "store", "bad_job")]
+    before = {name: _summed(alive, name) for name in (succeeded, timed, *failures)}
+    grid: dict[str, Any] = {"fast": [3, 5, 8], "slow": [20, 30]}
+    body = post(cluster.a, SWEEP, input=ema_input("BTC-USDT", SHORT_BARS, params={}), grid=grid)
+    id = body["data"]["runSweep"]["id"]
+    assert finished(settings, id).status == "SUCCEEDED"
+    store = SqliteStore(settings.store_path)
+    runs = len(store.backtests(sweep_id=id, limit=100))
+    store.close()
+    wait_until(lambda: _summed(alive, succeeded) - before[succeeded] >= runs, timeout_s=30,
+               what="the workers to count the sweep's runs")
+    drained = 'candlegraph_backtest_queue_jobs{state="pending"}'
+    wait_until(
+        lambda: all(w.metrics().get(drained) == 0 and w.metrics().get(
+            'candlegraph_backtest_queue_jobs{state="running"}') == 0 for w in alive),
+        timeout_s=30, what="every worker to see the queue empty",
+    )
+    after = {name: _summed(alive, name) for name in before}
+
+    assert runs == 6
+    assert after[succeeded] - before[succeeded] == runs
+    assert after[timed] - before[timed] == runs
+    assert [after[name] - before[name] for name in failures] == [0, 0, 0, 0]
+    assert [worker.metrics()["candlegraph_worker_slots"] for worker in alive] == [1, 1]
