@@ -44,6 +44,7 @@ from server.metrics import Metrics
 from server.ratelimit import Rate
 from server.settings import Settings
 from server.stores import open_store
+from server.user_strategies import load_strategies
 from strategies.service import BacktestService
 
 log = logging.getLogger(__name__)
@@ -170,8 +171,10 @@ def create_app(
         await flow_reports.watch(nc)
         queue = JetStreamQueue(nc)
         await queue.start()
+        strategies = load_strategies(settings)
         backtests = BacktestService(
-            store, queue, timeframes=settings.timeframes, sweep_max_runs=settings.sweep_max_runs
+            store, queue, timeframes=settings.timeframes, sweep_max_runs=settings.sweep_max_runs,
+            registry=strategies,
         )
         # Backtests run in `candlegraph worker` processes; this server runs some itself only
         # when asked (`serve --workers N`).
@@ -179,7 +182,7 @@ def create_app(
         worker: asyncio.Task[None] | None = None
         if settings.backtest_workers:
             worker = asyncio.create_task(BacktestWorker(
-                settings, nc, store, concurrency=settings.backtest_workers
+                settings, nc, store, concurrency=settings.backtest_workers, registry=strategies
             ).run(stop_worker))
             worker.add_done_callback(_report_worker_end)
         # Per request, `CandleGraphQL.get_context` replaces `access` with the caller's.
