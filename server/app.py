@@ -86,9 +86,12 @@ query ChartSeries {
 """,
     },
     {
-        "query": """# Strategies a backtest can run, with their parameters
+        "query": """# Strategies a backtest can run, with their parameters and where each came from
 query Strategies {
-  strategies { name summary parameters { name type default minimum maximum } }
+  strategies {
+    name summary direction source { kind file distribution entryPoint }
+    parameters { name type default minimum maximum }
+  }
 }
 """,
     },
