@@ -27,7 +27,14 @@ from strategies.runner import run_backtest
 from strategies.spec import BacktestSpec
 from tests.conditions import wait_until
 from tests.graphql.market_data import post
-from tests.server.test_backtest_distribution import Worker, finished, iso, record, submit
+from tests.server.test_backtest_distribution import (
+    SWEEP,
+    Worker,
+    finished,
+    iso,
+    record,
+    submit,
+)
 from tests.servers import NatsServer, UvicornServer
 from tests.walks import MINUTE, T0, minute_walk
 
@@ -91,6 +98,8 @@ def test_user_strategies_are_listed_and_run_where_the_workers_have_them(
         known = submit(server, band_input("sma_band"))
         ended_missing = finished(worker_settings, missing)
         ended_known = finished(worker_settings, known)
+        sweep = post(server, SWEEP, input=band_input("sma_band"), grid={"period": [20, 30]})
+        ended_sweep = finished(worker_settings, sweep["data"]["runSweep"]["id"])
     finally:
         server.stop()
 
@@ -116,6 +125,10 @@ def test_user_strategies_are_listed_and_run_where_the_workers_have_them(
     expected = _direct(worker_settings, band_input("sma_band"))
     stored = msgspec.json.decode(record(worker_settings, known).metrics_json or "", type=Metrics)
     assert stored == expected
+    # The worker ranks a sweep of a user strategy when its last run ends.
+    ranking = msgspec.json.decode(ended_sweep.metrics_json or "")
+    assert ended_sweep.status == "SUCCEEDED"
+    assert sorted(run["params"]["period"] for run in ranking["runs"]) == [20, 30]
 
 
 def _direct(settings: Settings, input: dict[str, Any]) -> Metrics:
