@@ -128,7 +128,8 @@ def load_registry(
     for candidate in candidates:
         try:
             entry = _load(candidate, entries)
-        except Exception as error:  # a plugin's own code may raise anything
+        # A plugin's own code may raise anything, even SystemExit; it must not stop us.
+        except (Exception, SystemExit) as error:
             problems.append(PluginProblem(where=candidate.where, error=_explain(error)))
             continue
         entries[candidate.name] = entry
@@ -264,7 +265,7 @@ class PluginError(Exception):
     """A user strategy that loaded but cannot be offered (a reason for a `PluginProblem`)."""
 
 
-def _explain(error: Exception) -> str:
+def _explain(error: BaseException) -> str:
     if isinstance(error, PluginError):
         return str(error)
     return f"{type(error).__name__}: {error}"

@@ -59,6 +59,7 @@ BROKEN = {
     "raises_on_import.py": ("raise RuntimeError('needs an API key')\n",
                             "RuntimeError: needs an API key"),
     "no_strategy.py": ("X = 1\n", "expected STRATEGY to be a subclass of"),
+    "exits.py": ("import sys\nsys.exit(3)\n", "SystemExit: 3"),
     "unannotated.py": (
         GOOD.replace('Annotated[int, Meta(ge=2, le=50, description="EMA length.")]', "int"),
         "CloseCrossConfig.length must be Annotated[type, msgspec.Meta(...)]",
