@@ -77,19 +77,56 @@ class StrategyParameter:
     description: str
 
 
+@strawberry.enum(description="Where a strategy came from.")
+class StrategySourceKind(Enum):
+    BUILTIN = "builtin"
+    PATH = "path"
+    PACKAGE = "package"
+
+
+@strawberry.type(description="Where a strategy came from: built in, a file of the server's "
+                 "strategy path, or an installed package's entry point.")
+class StrategySource:
+    kind: StrategySourceKind
+    file: str | None = strawberry.field(description="PATH: the strategy's file.")
+    distribution: str | None = strawberry.field(
+        description="PACKAGE: the installed distribution and its version."
+    )
+    entry_point: str | None = strawberry.field(
+        description="PACKAGE: the entry point, as `name = module:attr`."
+    )
+
+
+@strawberry.enum(description="LONG_FLAT strategies hold a long position or none; LONG_SHORT "
+                 "ones may also sell short, on a MARGIN account only.")
+class StrategyDirection(Enum):
+    LONG_FLAT = "long_flat"
+    LONG_SHORT = "long_short"
+
+
 @strawberry.type(description="A strategy that backtests can run.")
 class Strategy:
     name: str
     summary: str
     rule: str = strawberry.field(description="The strategy's trading rule, in words.")
     parameters: list[StrategyParameter]
+    direction: StrategyDirection
+    source: StrategySource
 
     @classmethod
     def of(cls, info: StrategyInfo) -> Strategy:
+        source = info.source
         return cls(
             name=info.name,
             summary=info.summary,
             rule=info.rule,
+            direction=StrategyDirection(info.direction),
+            source=StrategySource(
+                kind=StrategySourceKind(source.kind),
+                file=source.file,
+                distribution=source.distribution,
+                entry_point=source.entry_point,
+            ),
             parameters=[
                 StrategyParameter(
                     name=p.name,
@@ -390,7 +427,9 @@ class BacktestInput:
     taker_fee: float | None = strawberry.field(
         default=None, description="Fraction of notional; 0.001 (10 bp)."
     )
-    account_type: AccountType | None = strawberry.field(default=None, description="CASH.")
+    account_type: AccountType | None = strawberry.field(
+        default=None, description="CASH (MARGIN for a LONG_SHORT strategy)."
+    )
     leverage: float | None = strawberry.field(default=None, description="1 (MARGIN only).")
     sizing: SizingInput | None = strawberry.field(
         default=None, description="All equity: fraction 1."

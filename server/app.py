@@ -44,6 +44,7 @@ from server.metrics import Metrics
 from server.ratelimit import Rate
 from server.settings import Settings
 from server.stores import open_store
+from server.user_strategies import load_strategies
 from server.worker_metrics import WorkerMetrics
 from strategies.service import BacktestService
 
@@ -86,9 +87,12 @@ query ChartSeries {
 """,
     },
     {
-        "query": """# Strategies a backtest can run, with their parameters
+        "query": """# Strategies a backtest can run, with their parameters and where each came from
 query Strategies {
-  strategies { name summary parameters { name type default minimum maximum } }
+  strategies {
+    name summary direction source { kind file distribution entryPoint }
+    parameters { name type default minimum maximum }
+  }
 }
 """,
     },
@@ -171,8 +175,10 @@ def create_app(
         await flow_reports.watch(nc)
         queue = JetStreamQueue(nc)
         await queue.start()
+        strategies = load_strategies(settings)
         backtests = BacktestService(
-            store, queue, timeframes=settings.timeframes, sweep_max_runs=settings.sweep_max_runs
+            store, queue, timeframes=settings.timeframes, sweep_max_runs=settings.sweep_max_runs,
+            registry=strategies,
         )
         # Backtests run in `candlegraph worker` processes; this server runs some itself only
         # when asked (`serve --workers N`).
@@ -181,7 +187,7 @@ def create_app(
         if settings.backtest_workers:
             worker = asyncio.create_task(BacktestWorker(
                 settings, nc, store, concurrency=settings.backtest_workers,
-                metrics=WorkerMetrics(metrics.registry),
+                metrics=WorkerMetrics(metrics.registry), registry=strategies,
             ).run(stop_worker))
             worker.add_done_callback(_report_worker_end)
         # Per request, `CandleGraphQL.get_context` replaces `access` with the caller's.

@@ -152,6 +152,7 @@ def slot_main(settings: Settings, conn: Connection, parent_pid: int) -> None:
     from server.logs import configure_logging
     from server.processes import die_with_parent
     from server.stores import open_store
+    from server.user_strategies import load_strategies
     from strategies.attempt import CandleCache, run_claimed
 
     die_with_parent()
@@ -161,6 +162,8 @@ def slot_main(settings: Settings, conn: Connection, parent_pid: int) -> None:
     configure_logging(settings.log_level, settings.log_format)
     store = open_store(settings)
     cache = CandleCache()
+    # The worker reported the strategies left out when it started; this is the same list.
+    registry = load_strategies(settings, report=False)
 
     def announce(record: BacktestRecord) -> None:
         conn.send(("record", msgspec.json.encode(record)))
@@ -173,7 +176,8 @@ def slot_main(settings: Settings, conn: Connection, parent_pid: int) -> None:
                 return
             _, job, claimed = message
             end = run_claimed(
-                store, decode_job(job), _RECORD.decode(claimed), announce=announce, candles=cache
+                store, decode_job(job), _RECORD.decode(claimed), announce=announce, candles=cache,
+                registry=registry,
             )
             conn.send(("end", msgspec.json.encode(end)))
     finally:

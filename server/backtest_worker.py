@@ -53,9 +53,11 @@ from server.backtest_queue import (
 from server.backtest_slots import Slot, SlotDied
 from server.settings import Settings
 from server.stores import open_store
+from server.user_strategies import load_strategies
 from server.worker_metrics import QUEUE_POLL_S, WorkerMetrics
 from strategies.attempt import AttemptEnd, AttemptStore, claim, give_up, note_failure
 from strategies.jobs import Job, decode_job
+from strategies.registry import StrategyRegistry
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ class BacktestWorker:
         concurrency: int,
         metrics: WorkerMetrics | None = None,
         clock: Callable[[], int] = time.time_ns,
+        registry: StrategyRegistry | None = None,
     ) -> None:
         self._settings = settings
         self._nc = nc
@@ -84,6 +87,9 @@ class BacktestWorker:
         self._concurrency = concurrency
         self._clock = clock
         self._metrics = metrics if metrics is not None else WorkerMetrics()
+        # Used here only to rank a sweep whose run this worker gives up on; the slots'
+        # processes load their own from the same settings.
+        self._registry = registry
         self._queue = JetStreamQueue(nc)
         self._ack_wait_s = settings.backtest_ack_wait_s
         self._max_attempts = settings.backtest_max_attempts
@@ -228,7 +234,7 @@ class BacktestWorker:
         changed: list[BacktestRecord] = []
         failed = await asyncio.to_thread(
             give_up, self._store, job.id, attempts, reason, now_ns=self._clock(),
-            announce=changed.append, sweep_id=job.sweep_id,
+            announce=changed.append, sweep_id=job.sweep_id, registry=self._registry,
         )
         for record in changed:
             await self._queue.announce(record)
@@ -271,8 +277,10 @@ def run_worker(settings: Settings) -> int:
             metrics = WorkerMetrics()
             if settings.worker_metrics_port:
                 metrics.serve(settings.metrics_host, settings.worker_metrics_port)
-            worker = BacktestWorker(settings, nc, store, concurrency=settings.worker_concurrency,
-                                    metrics=metrics)
+            worker = BacktestWorker(
+                settings, nc, store, concurrency=settings.worker_concurrency,
+                metrics=metrics, registry=load_strategies(settings),
+            )
             await worker.run(stop)
         finally:
             await nc.drain()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,10 @@ def _bool(text: str) -> bool:
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _paths(text: str) -> tuple[Path, ...]:
+    return tuple(Path(part) for part in text.split(os.pathsep) if part.strip())
 
 
 def _timeframes(text: str) -> tuple[str, ...]:
@@ -127,6 +132,9 @@ class Settings:
     worker_metrics_port: int = 9300
     backtest_ack_wait_s: float = 30.0
     backtest_max_attempts: int = 3
+    # User strategies: directories of strategy files (`CANDLEGRAPH_STRATEGY_PATH`, separated
+    # by os.pathsep, ':' on Linux), loaded by the server and by every backtest worker.
+    strategy_path: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         if self.store not in {"embedded", "questdb"}:
@@ -218,6 +226,9 @@ class Settings:
         if len(set(names)) != len(names):
             raise SettingsError(f"api_keys: names must be unique, got {', '.join(names)}")
         self._check_exchange()
+        for directory in self.strategy_path:
+            if not directory.is_dir():
+                raise SettingsError(f"strategy_path: {str(directory)!r} is not a directory")
         for origin in self.cors_origins:
             if origin != "*" and not _ORIGIN.match(origin):
                 raise SettingsError(
@@ -288,7 +299,10 @@ class Settings:
         env = {}
         for name in ENVIRONMENT:
             value = getattr(self, name)
-            text = ",".join(value) if isinstance(value, tuple) else str(value)
+            if name == "strategy_path":
+                text = os.pathsep.join(str(path) for path in value)
+            else:
+                text = ",".join(value) if isinstance(value, tuple) else str(value)
             env[PREFIX + name.upper()] = text
         return env
 
@@ -346,4 +360,5 @@ ENVIRONMENT: dict[str, Callable[[str], Any]] = {
     "worker_metrics_port": int,
     "backtest_ack_wait_s": float,
     "backtest_max_attempts": int,
+    "strategy_path": _paths,
 }

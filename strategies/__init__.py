@@ -3,7 +3,8 @@
 How a backtest runs, in order:
 
 - `request`: a client's request (`BacktestRequest`) and every check it must pass, giving the
-  `spec.BacktestSpec` to run; `registry` lists the strategies and checks their params.
+  `spec.BacktestSpec` to run; `registry` lists the strategies (built in, and the user's, which
+  `plugins` finds and imports) and checks their params.
 - `sweep`: a parameter sweep's plan (its grid under a cap, the combinations skipped), its
   ranking and the stored `SweepRanking`; `run_serially` runs a plan in this process.
 - `service.BacktestService`: what every GraphQL server runs: store the record, queue the job
@@ -17,7 +18,9 @@ How a backtest runs, in order:
 - `errors`: `BacktestInputError` (the user's fault, safe to show; `InvalidRequest` names the
   request's field) and `BacktestRunError`.
 
-Every other module holds one strategy (`ema_cross`, `rsi_reversion`, ...). The queue and the
+Strategies build on one of two bases: `long_flat.LongFlatStrategy` (long or flat, any
+account) or `long_short.LongShortStrategy` (long, short or flat, MARGIN accounts only). Every
+other module holds one strategy (`ema_cross`, `donchian_long_short`, ...). The queue and the
 worker processes are wired in `server.backtest_queue`, `server.backtest_worker` and
 `server.backtest_slots`.
 """

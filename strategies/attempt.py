@@ -42,8 +42,9 @@ from db.backtest_store import (
 )
 from db.candle_store import CandleStore
 from db.store import StoreError
-from strategies.errors import BacktestInputError
+from strategies.errors import BacktestInputError, UnknownStrategyError
 from strategies.jobs import ACTIVE, TERMINAL, Job
+from strategies.registry import StrategyRegistry, builtin_registry
 from strategies.result import BacktestResult
 from strategies.runner import run_backtest
 from strategies.sweep_record import advance_sweep, start_sweep
@@ -111,6 +112,7 @@ def run_attempt(
     announce: Announce,
     candles: CandleCache | None = None,
     clock: Clock = time.time_ns,
+    registry: StrategyRegistry | None = None,
 ) -> AttemptEnd:
     """Run attempt `attempt` of `job` (see the module docstring): `claim`, announce, then
     `run_claimed`. Never raises for the run's own failures, which it stores; a store failure
@@ -122,7 +124,9 @@ def run_attempt(
     if isinstance(claimed, AttemptEnd):
         return claimed
     announce(claimed)
-    return run_claimed(store, job, claimed, announce=announce, candles=candles, clock=clock)
+    return run_claimed(
+        store, job, claimed, announce=announce, candles=candles, clock=clock, registry=registry
+    )
 
 
 def claim(
@@ -155,12 +159,16 @@ def run_claimed(
     announce: Announce,
     candles: CandleCache | None = None,
     clock: Clock = time.time_ns,
+    registry: StrategyRegistry | None = None,
 ) -> AttemptEnd:
-    """Steps 2 to 5 for a record `claim` gave (see the module docstring)."""
+    """Steps 2 to 5 for a record `claim` gave (see the module docstring); the strategy is
+    looked up in `registry` (the built-ins by default), and a job naming one it does not hold
+    ends FAILED, saying so."""
     try:
         if job.sweep_id is not None:
             start_sweep(store, job.sweep_id, clock(), announce)
-        return _Attempt(store, job, claimed, announce, candles or CandleCache(), clock).run()
+        attempt = _Attempt(store, job, claimed, announce, candles or CandleCache(), clock)
+        return attempt.run(registry or builtin_registry())
     except StoreError as error:
         return _retry(job, claimed.attempt, error)
 
@@ -183,14 +191,17 @@ class _Attempt:
         self.clock = clock
         self.current = claimed
 
-    def run(self) -> AttemptEnd:
+    def run(self, registry: StrategyRegistry) -> AttemptEnd:
         try:
             result = run_backtest(
-                self.candles.get(self.store, self.job), self.job.spec, on_progress=self._progress
+                self.candles.get(self.store, self.job), self.job.spec, on_progress=self._progress,
+                registry=registry,
             )
             end = self._finish(result)
         except _Stop as stop:
             return self._stopped(stop.found)
+        except UnknownStrategyError as error:
+            end = self._fail(_unknown_here(self.current.worker, error))
         except BacktestInputError as error:
             end = self._fail(str(error))
         except StoreError:
@@ -199,7 +210,7 @@ class _Attempt:
             log.exception("backtest %s attempt %d failed", self.job.id, self.attempt)
             end = self._fail(f"{type(error).__name__}: {error}")
         if end.outcome == "ended" and self.job.sweep_id is not None:
-            advance_sweep(self.store, self.job.sweep_id, self.clock(), self.announce)
+            advance_sweep(self.store, self.job.sweep_id, self.clock(), self.announce, registry)
         return end
 
     def _progress(self, fraction: float) -> None:
@@ -257,6 +268,14 @@ class _Attempt:
         return AttemptEnd(outcome="gone", status=status, detail="stopped")
 
 
+def _unknown_here(worker: str | None, error: UnknownStrategyError) -> str:
+    return (
+        f"the worker {worker} has no strategy {error.name!r} (it has {', '.join(error.valid)});"
+        " every worker needs the strategy too: the same CANDLEGRAPH_STRATEGY_PATH files, or"
+        " the same package installed"
+    )
+
+
 def note_failure(store: AttemptStore, id: str, attempt: int, reason: str) -> None:
     """Write on the record why attempt `attempt` ended without a result (the job goes back to
     the queue); nothing if the record has moved on."""
@@ -268,7 +287,7 @@ def note_failure(store: AttemptStore, id: str, attempt: int, reason: str) -> Non
 
 def give_up(
     store: AttemptStore, id: str, attempts: int, reason: str | None, *, now_ns: int,
-    announce: Announce, sweep_id: str | None = None,
+    announce: Announce, sweep_id: str | None = None, registry: StrategyRegistry | None = None,
 ) -> BacktestRecord | None:
     """Mark a run that `attempts` deliveries could not finish FAILED, with `reason` (that of
     the last attempt; `SILENT_END` when it left none). None if it had ended anyway."""
@@ -286,5 +305,5 @@ def give_up(
         if store.swap_backtest(found, failed):
             announce(failed)
             if sweep_id is not None:
-                advance_sweep(store, sweep_id, now_ns, announce)
+                advance_sweep(store, sweep_id, now_ns, announce, registry)
             return failed

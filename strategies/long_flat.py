@@ -1,4 +1,4 @@
-"""The long/flat strategy base that every CandleGraph strategy builds on.
+"""The long/flat strategy base (its long/short sibling is `strategies.long_short`).
 
 A long/flat strategy is either flat or holds one long position of the instrument; it never
 shorts, so it runs on a spot CASH account as well as on a MARGIN one. Subclasses decide when to

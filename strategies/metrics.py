@@ -17,8 +17,8 @@ the equity at the N bar closes:
 - max drawdown duration = the longest time from a peak to the first close at or above it again
   (or to the last close if equity never recovers), in ns.
 - Calmar = CAGR / max drawdown.
-- exposure = the fraction of the N bars during which a position was held (the position after
-  the previous close's fills is not zero).
+- exposure = the fraction of the N bars during which a position, long or short, was held
+  (the position after the previous close's fills is not zero).
 - buy and hold = last close / first close - 1: bought at the first close, the first price any
   strategy can trade at, held to the last, no fees.
 - over closed trades (PnL net of fees, in the quote currency): win rate = share with PnL > 0

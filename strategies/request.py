@@ -18,7 +18,7 @@ import msgspec
 
 from db.candle_store import CandleStore
 from strategies.errors import InvalidRequest, ParameterError, SpecError, UnknownStrategyError
-from strategies.registry import strategy_info, validate_params
+from strategies.registry import StrategyRegistry, strategy_info, validate_params
 from strategies.spec import BacktestSpec, EquityFraction, FixedQuantity
 
 _SPEC_FIELDS = (
@@ -50,14 +50,20 @@ class BacktestRequest(msgspec.Struct, frozen=True, kw_only=True):
     fraction: float | None = None
 
 
-def check_request(request: BacktestRequest, *, timeframes: Collection[str]) -> BacktestSpec:
+def check_request(
+    request: BacktestRequest,
+    *,
+    timeframes: Collection[str],
+    registry: StrategyRegistry | None = None,
+) -> BacktestSpec:
     """The spec `request` asks for, every field and param checked, defaults filled in.
 
-    `timeframes` are the ones the store holds. Raises `InvalidRequest`.
+    `timeframes` are the ones the store holds; the strategy is looked up in `registry` (the
+    built-ins by default). Raises `InvalidRequest`.
     """
-    spec = base_spec(request, timeframes=timeframes)
+    spec = base_spec(request, timeframes=timeframes, registry=registry)
     try:
-        params = validate_params(spec.strategy, spec.params)
+        params = validate_params(spec.strategy, spec.params, registry)
     except ParameterError as error:
         raise bad_param(error, f"params.{error.parameter}") from error
     spec = msgspec.structs.replace(spec, params=params)
@@ -65,15 +71,21 @@ def check_request(request: BacktestRequest, *, timeframes: Collection[str]) -> B
     return spec
 
 
-def base_spec(request: BacktestRequest, *, timeframes: Collection[str]) -> BacktestSpec:
+def base_spec(
+    request: BacktestRequest,
+    *,
+    timeframes: Collection[str],
+    registry: StrategyRegistry | None = None,
+) -> BacktestSpec:
     """The spec `request` describes, its fields checked but its params as given (a sweep's
-    grid completes them). Raises `InvalidRequest`."""
+    grid completes them). A long/short strategy's account is MARGIN unless the request says
+    otherwise, and CASH is refused for it. Raises `InvalidRequest`."""
     if request.timeframe not in timeframes:
         raise InvalidRequest(
             "timeframe", f"expected one of {', '.join(timeframes)}, got {request.timeframe!r}"
         )
     try:
-        strategy_info(request.strategy)
+        info = strategy_info(request.strategy, registry)
     except UnknownStrategyError as error:
         raise InvalidRequest("strategy", str(error)) from error
     if not isinstance(request.params, Mapping):
@@ -81,6 +93,11 @@ def base_spec(request: BacktestRequest, *, timeframes: Collection[str]) -> Backt
         raise InvalidRequest("params", f"expected an object of parameter values, got {got!r}")
     fields = {name: getattr(request, name) for name in _SPEC_FIELDS}
     fields = {name: value for name, value in fields.items() if value is not None}
+    if info.direction == "long_short":
+        if request.account_type == "CASH":
+            expected = f"MARGIN (strategy {request.strategy!r} sells short)"
+            raise InvalidRequest("account_type", f"expected {expected}, got 'CASH'")
+        fields["account_type"] = "MARGIN"
     if request.quantity is not None and request.fraction is not None:
         raise InvalidRequest("sizing", "expected quantity or fraction, not both")
     if request.quantity is not None:

@@ -45,9 +45,14 @@ from strategies.instrument import (
     decimals_needed,
     size_precision_cap,
 )
-from strategies.long_flat import LongFlatStrategy
 from strategies.metrics import compute_metrics
-from strategies.registry import build_strategy, validate_params
+from strategies.registry import (
+    AnyStrategy,
+    StrategyRegistry,
+    build_strategy,
+    strategy_info,
+    validate_params,
+)
 from strategies.result import BacktestResult, Fill, Timings
 from strategies.spec import BacktestSpec, EquityFraction, FixedQuantity
 
@@ -78,23 +83,38 @@ def run_backtest(
     *,
     on_progress: ProgressCallback | None = None,
     analysis: bool = False,
+    registry: StrategyRegistry | None = None,
 ) -> BacktestResult:
     """Backtest `spec` on `candles` (columns ts = bucket start in ns, open, high, low, close,
-    volume; oldest first, as `CandleStore.candles_frame` returns them).
+    volume; oldest first, as `CandleStore.candles_frame` returns them), its strategy looked up
+    in `registry` (the built-ins by default).
 
-    Raises `BacktestInputError` subclasses for bad input, before any engine starts.
+    Raises `BacktestInputError` subclasses for bad input, before any engine starts; a
+    long/short strategy on a CASH account is one.
     `on_progress(fraction)` is called with 0.0 first, after each batch of bars, and 1.0 last.
     `analysis=True` also fills `nautilus_statistics` from NautilusTrader's `PortfolioAnalyzer`;
     it costs quadratic time in the number of positions, so keep it for small runs.
     """
     # Params first: a typo should not wait for a year of bars to be converted.
-    validate_params(spec.strategy, spec.params)
+    validate_params(spec.strategy, spec.params, registry)
+    check_account(spec, registry)
     market = prepare_market(candles, spec)
-    strategy = strategy_for(market, spec)
+    strategy = strategy_for(market, spec, registry)
     return run_prepared(market, spec, strategy, on_progress=on_progress, analysis=analysis)
 
 
-def strategy_for(market: PreparedMarket, spec: BacktestSpec) -> LongFlatStrategy:
+def check_account(spec: BacktestSpec, registry: StrategyRegistry | None = None) -> None:
+    """Refuse a long/short strategy on a CASH account, which cannot hold a short."""
+    if spec.account_type == "CASH" and strategy_info(spec.strategy, registry).direction == (
+        "long_short"
+    ):
+        expected = f"MARGIN (strategy {spec.strategy!r} sells short)"
+        raise SpecError("account_type", expected, spec.account_type)
+
+
+def strategy_for(
+    market: PreparedMarket, spec: BacktestSpec, registry: StrategyRegistry | None = None
+) -> AnyStrategy:
     """The spec's strategy with its params checked, sized per the spec, on the market's bars."""
     trade_size = None
     if isinstance(spec.sizing, FixedQuantity):
@@ -109,6 +129,7 @@ def strategy_for(market: PreparedMarket, spec: BacktestSpec) -> LongFlatStrategy
         bar_type=market.bar_type,
         trade_size=trade_size,
         equity_fraction=spec.sizing.fraction if isinstance(spec.sizing, EquityFraction) else None,
+        registry=registry,
     )
 
 

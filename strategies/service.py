@@ -33,7 +33,7 @@ from db.backtest_store import BacktestRecord, BacktestStore
 from db.candle_store import CandleStore
 from strategies.errors import UnknownBacktest
 from strategies.jobs import ACTIVE, TERMINAL, Job, JobQueue, newer
-from strategies.registry import StrategyInfo, list_strategies
+from strategies.registry import StrategyInfo, StrategyRegistry, builtin_registry
 from strategies.request import (
     BacktestRequest,
     base_spec,
@@ -68,7 +68,8 @@ class BacktestFilter(msgspec.Struct, frozen=True, kw_only=True):
 
 class BacktestService:
     """See the module docstring. `timeframes` are the ones the store holds; a sweep may ask
-    for at most `sweep_max_runs` combinations."""
+    for at most `sweep_max_runs` combinations; `registry` holds the strategies (the built-ins
+    by default)."""
 
     def __init__(
         self,
@@ -79,6 +80,7 @@ class BacktestService:
         sweep_max_runs: int,
         clock: Callable[[], int] = time.time_ns,
         quiet_s: float = QUIET_S,
+        registry: StrategyRegistry | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -87,16 +89,17 @@ class BacktestService:
         self._clock = clock
         self._quiet_s = quiet_s
         self._last_created = 0
+        self._registry = registry or builtin_registry()
 
     def strategies(self) -> Sequence[StrategyInfo]:
         """Every strategy, sorted by name."""
-        return list_strategies()
+        return self._registry.strategies()
 
     async def submit(self, request: BacktestRequest) -> BacktestRecord:
         """Queue a backtest and return its record (QUEUED) at once. Raises `InvalidRequest`
         for an unknown strategy, a bad parameter or spec field, an empty range or a range with
         no stored candles."""
-        spec = check_request(request, timeframes=self._timeframes)
+        spec = check_request(request, timeframes=self._timeframes, registry=self._registry)
         record = self._record(spec, request, kind="backtest", spec_json=_json(spec))
         job = Job(id=record.id, spec=spec, start_ns=request.start_ns, end_ns=request.end_ns)
         # One trip to a thread for both: each costs more than the small read and write.
@@ -110,8 +113,10 @@ class BacktestService:
         """Queue one run per combination of `grid` (each overriding `request.params`), to be
         ranked by `rank_by`; return the sweep's record at once. Raises `InvalidRequest` as
         `submit` does, and for an empty or oversized grid or an unknown `rank_by`."""
-        base = base_spec(request, timeframes=self._timeframes)
-        plan = plan_sweep(base, grid, rank_by, max_runs=self._sweep_max_runs)
+        base = base_spec(request, timeframes=self._timeframes, registry=self._registry)
+        plan = plan_sweep(
+            base, grid, rank_by, max_runs=self._sweep_max_runs, registry=self._registry
+        )
         check_range(request)
         sweep = self._record(base, request, kind="sweep", spec_json=plan_json(plan))
         runs = [
@@ -253,7 +258,9 @@ class BacktestService:
             announced.append(ended)
         if found.sweep_id is not None:
             # A run cancelled alone: its sweep may have ended with it.
-            advance_sweep(self._store, found.sweep_id, self._clock(), announced.append)
+            advance_sweep(
+                self._store, found.sweep_id, self._clock(), announced.append, self._registry
+            )
         current = self._store.backtest(id)
         assert current is not None
         return _Cancelled(record=current, announced=announced)
@@ -274,7 +281,7 @@ class BacktestService:
             if sweep is None or sweep.status not in ACTIVE:
                 return None
             runs = self._store.backtests(sweep_id=id, limit=_MAX_RUNS)
-            ranking = ranking_of(sweep, runs)
+            ranking = ranking_of(sweep, runs, self._registry)
             cancelled = msgspec.structs.replace(
                 sweep, status="CANCELLED", finished_ns=self._clock(),
                 metrics_json=msgspec.json.encode(ranking).decode(),

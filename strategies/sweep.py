@@ -20,7 +20,7 @@ import msgspec
 import polars as pl
 
 from strategies.errors import InvalidRequest, ParameterConflictError, ParameterError, SpecError
-from strategies.registry import ParamValue, validate_params
+from strategies.registry import ParamValue, StrategyRegistry, validate_params
 from strategies.request import bad_param, bad_spec
 from strategies.result import Metrics
 from strategies.runner import run_backtest
@@ -113,9 +113,15 @@ def parameter_grid(grid: Mapping[str, Sequence[ParamValue]]) -> list[dict[str, P
 
 
 def plan_sweep(
-    base: BacktestSpec, grid: object, rank_by: str, *, max_runs: int = MAX_COMBINATIONS
+    base: BacktestSpec,
+    grid: object,
+    rank_by: str,
+    *,
+    max_runs: int = MAX_COMBINATIONS,
+    registry: StrategyRegistry | None = None,
 ) -> SweepPlan:
-    """One run per combination of `grid` (each overriding `base.params`), at most `max_runs`.
+    """One run per combination of `grid` (each overriding `base.params`), at most `max_runs`,
+    the strategy looked up in `registry` (the built-ins by default).
 
     Raises `InvalidRequest` for an unknown `rank_by`, a grid that is not a non-empty mapping of
     non-empty lists, more combinations than `max_runs`, a parameter the strategy does not have
@@ -138,7 +144,7 @@ def plan_sweep(
     for overrides in parameter_grid(grid):
         params = {**base.params, **overrides}
         try:
-            checked = validate_params(base.strategy, params)
+            checked = validate_params(base.strategy, params, registry)
         except ParameterConflictError as error:
             skipped.append(SkippedRun(params=params, reason=str(error)))
             continue
@@ -183,14 +189,16 @@ def rank_sweep(
     )
 
 
-def run_serially(candles: pl.DataFrame, plan: SweepPlan) -> SerialSweep:
+def run_serially(
+    candles: pl.DataFrame, plan: SweepPlan, registry: StrategyRegistry | None = None
+) -> SerialSweep:
     """Every run of `plan` in this process, one after another, ranked as a queued sweep is.
     Runs are named by their index in the plan (`"0"`, `"1"`...)."""
     runs: list[SweepRun] = []
     run_s: list[float] = []
     for index, spec in enumerate(plan.runs):
         started = time.perf_counter()
-        result = run_backtest(candles, spec)
+        result = run_backtest(candles, spec, registry=registry)
         run_s.append(time.perf_counter() - started)
         runs.append(SweepRun(id=str(index), params=dict(spec.params), status="SUCCEEDED",
                              metrics=result.metrics))
@@ -203,9 +211,9 @@ def plan_json(plan: SweepPlan) -> str:
     return msgspec.json.encode(stored).decode()
 
 
-def replan(spec_json: str) -> SweepPlan:
+def replan(spec_json: str, registry: StrategyRegistry | None = None) -> SweepPlan:
     """The plan of a stored sweep again, from its record's spec (`plan_json`)."""
     stored = msgspec.json.decode(spec_json)
     grid = stored.pop("grid")
     rank_by = stored.pop("rank_by")
-    return plan_sweep(msgspec.convert(stored, BacktestSpec), grid, rank_by)
+    return plan_sweep(msgspec.convert(stored, BacktestSpec), grid, rank_by, registry=registry)

@@ -17,6 +17,7 @@ import msgspec
 
 from db.backtest_store import BacktestRecord, BacktestStore
 from strategies.jobs import ACTIVE, TERMINAL
+from strategies.registry import StrategyRegistry
 from strategies.result import Metrics
 from strategies.spec import BacktestSpec
 from strategies.sweep import SweepRanking, SweepRun, rank_sweep, replan
@@ -36,8 +37,12 @@ def start_sweep(store: BacktestStore, sweep_id: str, now_ns: int, announce: Anno
             return
 
 
-def advance_sweep(store: BacktestStore, sweep_id: str, now_ns: int, announce: Announce) -> None:
-    """Bring the sweep's record up to date with its runs (see the module docstring)."""
+def advance_sweep(
+    store: BacktestStore, sweep_id: str, now_ns: int, announce: Announce,
+    registry: StrategyRegistry | None = None,
+) -> None:
+    """Bring the sweep's record up to date with its runs (see the module docstring); its
+    strategy is looked up in `registry` (the built-ins by default) to plan it again."""
     while True:
         sweep = store.backtest(sweep_id)
         if sweep is None or sweep.status in TERMINAL:
@@ -57,7 +62,7 @@ def advance_sweep(store: BacktestStore, sweep_id: str, now_ns: int, announce: An
             )
         else:
             runs = store.backtests(sweep_id=sweep_id, limit=total)
-            ranking = ranking_of(sweep, runs)
+            ranking = ranking_of(sweep, runs, registry)
             new = msgspec.structs.replace(
                 sweep, started_ns=started, finished_ns=now_ns,
                 metrics_json=msgspec.json.encode(ranking).decode(),
@@ -68,10 +73,12 @@ def advance_sweep(store: BacktestStore, sweep_id: str, now_ns: int, announce: An
             return
 
 
-def ranking_of(sweep: BacktestRecord, runs: Sequence[BacktestRecord]) -> SweepRanking:
+def ranking_of(
+    sweep: BacktestRecord, runs: Sequence[BacktestRecord], registry: StrategyRegistry | None = None
+) -> SweepRanking:
     """The ranking of a sweep's stored runs: those that ended, in grid order (the order their
     records were created in)."""
-    plan = replan(sweep.spec_json)
+    plan = replan(sweep.spec_json, registry)
     ended = sorted((run for run in runs if run.status in TERMINAL), key=lambda r: r.created_ns)
     return rank_sweep(plan.rank_by, [_sweep_run(run) for run in ended], plan.skipped)
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,19 @@ def test_bad_values_say_what_was_expected(env: dict[str, str], message: str) -> 
 def test_settings_survive_the_trip_to_a_child_process() -> None:
     settings = Settings(port=9100, timeframes=("1s", "5m"), sim_rate=50.0)
     assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_the_strategy_path_holds_directories_separated_as_in_path(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+
+    settings = Settings.from_env({"CANDLEGRAPH_STRATEGY_PATH": f"{one}{os.pathsep}{two}"})
+
+    assert settings.strategy_path == (one, two)
+    assert Settings.from_env(settings.to_env()) == settings
+    with pytest.raises(SettingsError, match=r"strategy_path: '.*/three' is not a directory"):
+        Settings.from_env({"CANDLEGRAPH_STRATEGY_PATH": str(tmp_path / "three")})
 
 
 @pytest.mark.parametrize(

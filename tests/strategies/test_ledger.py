@@ -82,3 +82,25 @@ def test_no_fills_leave_equity_at_the_starting_balance() -> None:
 
     assert frame["equity"].to_list() == [50.0, 50.0]
     assert trades_frame(fills_frame([]), size_precision=3).height == 0
+
+
+def test_a_short_round_trip_gains_what_the_price_fell_less_fees() -> None:
+    fills = fills_frame([
+        fill(1 * MINUTE, "S1", "SELL", 12.0, 2.0, 0.1),
+        fill(2 * MINUTE, "S1", "BUY", 10.0, 2.0, 0.1),
+        fill(2 * MINUTE, "L1", "BUY", 10.0, 1.0, 0.05),  # reversed to long at the same close
+    ])
+
+    [trade] = trades_frame(fills, size_precision=2).to_dicts()
+    frame = equity_frame(
+        np.array([1, 2], dtype=np.int64) * MINUTE, np.array([11.0, 10.0]), fills,
+        starting_equity=100.0, size_precision=2,
+    )
+
+    assert (trade["side"], trade["entry_price"], trade["exit_price"]) == ("SHORT", 12.0, 10.0)
+    assert trade["pnl"] == pytest.approx(2.0 * 2.0 - 0.2, rel=1e-12)
+    assert trade["net_return"] == pytest.approx(3.8 / 24.0, rel=1e-12)
+    assert frame["position"].to_list() == [-2.0, 1.0]
+    assert frame["equity"].to_list() == pytest.approx(
+        [100.0 + 24.0 - 0.1 - 2.0 * 11.0, 100.0 + 3.8 - 0.05], rel=1e-12
+    )

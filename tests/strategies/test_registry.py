@@ -18,6 +18,7 @@ from strategies.errors import (
 )
 from strategies.registry import (
     ParameterSpec,
+    StrategySource,
     build_strategy,
     list_strategies,
     strategy_info,
@@ -28,6 +29,10 @@ from strategies.spec import BacktestSpec, EquityFraction, FixedQuantity
 EXPECTED_PARAMETERS = {
     "bollinger_breakout": [("period", "int", 20, 2, 1000), ("k", "float", 2.0, 0.1, 10.0)],
     "donchian_breakout": [
+        ("entry_period", "int", 20, 2, 1000),
+        ("exit_period", "int", 10, 2, 1000),
+    ],
+    "donchian_long_short": [
         ("entry_period", "int", 20, 2, 1000),
         ("exit_period", "int", 10, 2, 1000),
     ],
@@ -45,7 +50,7 @@ EXPECTED_PARAMETERS = {
 }
 
 
-def test_lists_the_five_strategies_with_their_parameter_schemas() -> None:
+def test_lists_the_built_in_strategies_with_their_parameter_schemas() -> None:
     listed = {info.name: info for info in list_strategies()}
 
     assert sorted(listed) == sorted(EXPECTED_PARAMETERS)
@@ -54,7 +59,11 @@ def test_lists_the_five_strategies_with_their_parameter_schemas() -> None:
         got = [(p.name, p.type, p.default, p.minimum, p.maximum) for p in info.parameters]
         assert got == expected, name
         assert all(p.description for p in info.parameters), name
-        assert info.summary and "Rule:" in info.rule and "long/flat" in info.rule.lower(), name
+        assert info.summary and "Rule:" in info.rule, name
+        kind = "long/short" if name == "donchian_long_short" else "long/flat"
+        assert kind in info.rule.lower(), name
+        assert info.direction == kind.replace("/", "_"), name
+        assert info.source == StrategySource(kind="builtin"), name
 
 
 def test_schema_encodes_to_json_for_the_api() -> None:
@@ -87,7 +96,7 @@ def test_unknown_strategy_lists_the_valid_names() -> None:
 
     assert str(caught.value) == (
         "unknown strategy 'ema_crosss'; valid strategies: bollinger_breakout, "
-        "donchian_breakout, ema_cross, macd_trend, rsi_reversion"
+        "donchian_breakout, donchian_long_short, ema_cross, macd_trend, rsi_reversion"
     )
     assert isinstance(caught.value, BacktestInputError)
 
