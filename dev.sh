@@ -35,6 +35,6 @@ command=${1:-}
 case "$command" in
     up) exec .venv/bin/candlegraph up "$@" ;;
     candlegraph) exec .venv/bin/candlegraph "$@" ;;
-    test) .venv/bin/ruff check --quiet . && exec .venv/bin/python -m pytest "$@" ;;
+    test) .venv/bin/ruff check --quiet . && .venv/bin/mypy && exec .venv/bin/python -m pytest "$@" ;;
     *) echo "usage: ./dev.sh up [flags] | ./dev.sh test [pytest args] | ./dev.sh candlegraph COMMAND" >&2; exit 2 ;;
 esac

@@ -35,6 +35,7 @@ from nautilus_trader.model.objects import Money
 from nautilus_trader.trading.strategy import Strategy
 from pandas.errors import Pandas4Warning
 
+from market.arrays import Floats, Ints
 from strategies import ledger
 from strategies.bars import bar_type_for, candles_to_bars, check_candles
 from strategies.errors import BacktestRunError, SpecError
@@ -65,8 +66,8 @@ class PreparedMarket:
     instrument: CurrencyPair
     bar_type: BarType
     bars: list[Bar]
-    bar_ts: np.ndarray
-    closes: np.ndarray
+    bar_ts: Ints
+    closes: Floats
     start_ns: int
     timeframe_ns: int
     convert_s: float
