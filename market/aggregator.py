@@ -1,6 +1,6 @@
 """Candle aggregation: folds trades into OHLCV candles for several timeframes, by event time.
 
-Rules (DESIGN.md, "Rules of aggregation"):
+Rules (ARCHITECTURE.md, "Rules of aggregation"):
 - A trade lands in the bucket of each timeframe that holds its exchange timestamp.
 - A forming candle closes when a trade of a later bucket arrives for its symbol, or when the
   watermark (the latest trade time this aggregator has accepted, from any of its symbols,

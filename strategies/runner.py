@@ -1,6 +1,6 @@
 """Run one backtest: candles and a spec in, a `BacktestResult` out.
 
-The engine is set up as measured in NOTES-nautilus.md: bars stamped at their close, HEDGING
+The engine is set up as ARCHITECTURE.md ("Backtests") explains: bars stamped at their close, HEDGING
 (about 1.5× faster than NETTING; a long/flat strategy holds one position at a time, so its
 trades are the same), logging bypassed, no post-run analysis, the analyzer's quadratic
 `record_trade` replaced by a no-op, and the garbage collector frozen during the run. Orders
