@@ -12,15 +12,22 @@ if ! command -v "$PYTHON" >/dev/null 2>&1; then
     exit 1
 fi
 
-# Reinstall only when pyproject.toml changed since the last install.
-stamp=.venv/.installed
-if [ ! -x .venv/bin/python ]; then
+# Install exactly requirements-dev.lock (README, "Locked installs"): a new .venv whenever the
+# lock differs from the one installed, so no package of an older lock stays behind; the project
+# itself (editable, no dependencies of its own) again whenever pyproject.toml changes.
+lock_sum=$(cksum < requirements-dev.lock)
+project_sum=$(cksum < pyproject.toml)
+if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.lock 2>/dev/null)" != "$lock_sum" ]; then
+    rm -rf .venv
     "$PYTHON" -m venv .venv
+    .venv/bin/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+    echo "$lock_sum" > .venv/.lock
 fi
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e '.[dev]'
-    touch "$stamp"
+if [ "$(cat .venv/.project 2>/dev/null)" != "$project_sum" ]; then
+    .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+    # Fails when pyproject.toml asks for something the lock does not hold: re-lock (README).
+    .venv/bin/python -m pip check
+    echo "$project_sum" > .venv/.project
 fi
 
 command=${1:-}
@@ -28,6 +35,6 @@ command=${1:-}
 case "$command" in
     up) exec .venv/bin/candlegraph up "$@" ;;
     candlegraph) exec .venv/bin/candlegraph "$@" ;;
-    test) .venv/bin/ruff check --quiet . && exec .venv/bin/python -m pytest "$@" ;;
+    test) .venv/bin/ruff check --quiet . && .venv/bin/mypy && exec .venv/bin/python -m pytest "$@" ;;
     *) echo "usage: ./dev.sh up [flags] | ./dev.sh test [pytest args] | ./dev.sh candlegraph COMMAND" >&2; exit 2 ;;
 esac

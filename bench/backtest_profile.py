@@ -13,7 +13,7 @@ process sampled by py-spy, and print:
 "Before" is `BacktestEngineConfig()` as in NautilusTrader's examples: INFO logging, the
 post-run analysis, NETTING, the analyzer's `record_trade`, all bars in one `run()` and the
 collector running. "After" is `strategies.runner.run_prepared` (see its docstring and
-../shared/NOTES-nautilus.md for each lever).
+ARCHITECTURE.md, "Backtests", for each lever).
 
     python bench/backtest_profile.py [--bars N] [--top N]
 

@@ -79,7 +79,7 @@ def candle(seq: int) -> Candle:
 async def subscriber(port: int, ready: asyncio.Event, received: dict[int, int]) -> None:
     """One client: records receipt times (perf_counter_ns) by sequence number."""
     async with websockets.connect(
-        f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]  # websockets wants its Subprotocol NewType
         compression=None, max_queue=None,
     ) as ws:
         await ws.send(json.dumps({"type": "connection_init"}))
@@ -165,8 +165,8 @@ async def graphql_cpu_per_delivery_us(subscribers: int, events: int = 200) -> fl
 
     async def one() -> None:
         nonlocal delivered
-        context = Context(store=Store(), feed=Feed(), limits=Limits(timeframes=("1s",)))  # type: ignore[arg-type]
-        async for result in await schema.subscribe(QUERY, context_value=context):  # type: ignore[union-attr]
+        context = Context(store=Store(), feed=Feed(), limits=Limits(timeframes=("1s",)))  # type: ignore[arg-type]  # test doubles of the context's protocols
+        async for result in await schema.subscribe(QUERY, context_value=context):  # type: ignore[union-attr]  # a subscription gives an async generator
             if result.errors:
                 raise RuntimeError(f"subscription failed: {result.errors}")
             delivered += 1

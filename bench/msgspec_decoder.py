@@ -43,5 +43,5 @@ if __name__ == "__main__":
     import flows.candle_logic
     from server.flow_process import _member_main
 
-    flows.candle_logic.TradeDecoder = MsgspecTradeDecoder  # type: ignore[assignment,misc]
+    flows.candle_logic.TradeDecoder = MsgspecTradeDecoder  # type: ignore[assignment,misc]  # swaps the decoder class for the benchmark
     sys.exit(_member_main(sys.argv[1:]))

@@ -13,6 +13,7 @@ from typing import NamedTuple, Protocol
 
 import polars as pl
 
+from market.candle_columns import CandleColumns
 from market.messages import Candle
 
 
@@ -38,6 +39,10 @@ class CandleStore(Protocol):
         Returns only once the rows are committed (the flow acks its input after this);
         raises `StoreError` otherwise.
         """
+        ...
+
+    def upsert_candle_columns(self, columns: CandleColumns) -> None:
+        """`upsert_candles` of candles held as columns, without a `Candle` per row."""
         ...
 
     def candles(

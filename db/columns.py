@@ -10,7 +10,7 @@ the rows of `IndicatorValues` a store without a columnar path writes).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -35,7 +35,7 @@ def candle_fields(columns: CandleColumns) -> list[list[object]]:
     trades: list[object] = columns.trades.tolist()
     vwap: list[object] = columns.vwap.tolist()
     if n and int(columns.trades.min()) < 0:
-        trades = [None if t < 0 else t for t in trades]  # type: ignore[operator]
+        trades = [None if t < 0 else t for t in cast("list[int]", trades)]
     if np.isnan(columns.vwap).any():
         vwap = [None if v != v else v for v in vwap]
     return [

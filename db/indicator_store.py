@@ -8,9 +8,12 @@ candle at whose close the value holds. Failures raise `db.store.StoreError`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import polars as pl
+
+if TYPE_CHECKING:  # db.columns imports this module
+    from db.columns import IndicatorTable
 
 
 class IndicatorPoint(NamedTuple):
@@ -46,6 +49,10 @@ class IndicatorStore(Protocol):
 
     def upsert_indicator_values(self, rows: Sequence[IndicatorValues]) -> None:
         """`upsert_indicators` of every value of every row."""
+        ...
+
+    def upsert_indicator_table(self, table: IndicatorTable) -> None:
+        """Write a table's rows as `IndicatorTable` describes, durably."""
         ...
 
     def indicators(

@@ -47,7 +47,8 @@ class QuestDBBacktests(QuestDBConnection):
             "strategy": record.strategy, "exchange": record.exchange, "symbol": record.symbol,
             "timeframe": record.timeframe, "sweep_id": record.sweep_id,
         }
-        columns = {
+        # Any: the element type questdb takes is an alias of its private `_client` module.
+        columns: dict[str, Any] = {
             "start_ns": record.start_ns, "end_ns": record.end_ns,
             "created_ns": record.created_ns, "started_ns": record.started_ns,
             "finished_ns": record.finished_ns, "progress": float(record.progress),

@@ -80,8 +80,8 @@ def indicator_values(points: Iterable[IndicatorPoint]) -> list[IndicatorValues]:
     """One row per run of consecutive points with the same (exchange, symbol, timeframe, ts),
     so sorted points give one per key; the last value of a name in a run wins."""
     return [
-        IndicatorValues(*key, {point[4]: point[5] for point in run})
-        for key, run in itertools.groupby(points, _KEY)
+        IndicatorValues(exchange, symbol, timeframe, ts, {point[4]: point[5] for point in run})
+        for (exchange, symbol, timeframe, ts), run in itertools.groupby(points, _KEY)
     ]
 
 

@@ -120,7 +120,10 @@ class SqliteCandles(SqliteConnection):
         rows = self._read(sql, (exchange, symbol, timeframe, lo, hi, max(limit, 0)))
         if not from_start:
             rows.reverse()
-        return [Candle(*row[:11], bool(row[11])) for row in rows]
+        return [
+            Candle(ex, sym, tf, ts, o, hi, lo, c, v, n, vw, bool(closed))
+            for ex, sym, tf, ts, o, hi, lo, c, v, n, vw, closed in rows
+        ]
 
     def candles_frame(
         self,
@@ -239,7 +242,10 @@ class SqliteCandles(SqliteConnection):
             " ORDER BY s.exchange, s.symbol"
         )
         rows = self._read(sql, {"timeframe": timeframe, "exchange": exchange})
-        return [Candle(*row[:11], bool(row[11])) for row in rows]
+        return [
+            Candle(ex, sym, tf, ts, o, hi, lo, c, v, n, vw, bool(closed))
+            for ex, sym, tf, ts, o, hi, lo, c, v, n, vw, closed in rows
+        ]
 
     def symbols(self) -> list[tuple[str, str]]:
         rows = self._read(

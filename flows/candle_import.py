@@ -107,9 +107,12 @@ def candle_columns(rows: pl.DataFrame, market: Market, timeframe: str) -> Candle
     neither)."""
     n = rows.height
     zeros = np.zeros(n, np.int64)
+    ts, open_, high, low, close, volume = (
+        rows[name].to_numpy() for name in ("ts", "open", "high", "low", "close", "volume")
+    )
     return CandleColumns(
         [(market.exchange, market.symbol)], [timeframe], zeros, zeros,
-        *(rows[name].to_numpy() for name in ("ts", "open", "high", "low", "close", "volume")),
+        ts, open_, high, low, close, volume,
         rows["trades"].fill_null(UNKNOWN_TRADES).to_numpy(),
         rows["vwap"].cast(pl.Float64).fill_null(np.nan).to_numpy(), np.ones(n, np.bool_),
     )

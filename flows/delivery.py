@@ -67,7 +67,8 @@ async def publish_all(
                         log.error("dropped a %d-byte message on %s: over the server's"
                                   " max_payload of %d bytes", len(data), subject[:256],
                                   nc.max_payload)
-                await nc.flush(flush_timeout_s)
+                # nats-py annotates an int, but takes any seconds (asyncio.wait_for's timeout).
+                await nc.flush(flush_timeout_s)  # type: ignore[arg-type]  # seconds, as a float
                 if attempt:
                     log.warning("published %s after %d retries", what, attempt)
                 return attempt

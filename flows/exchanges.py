@@ -95,7 +95,7 @@ def _number(text: Any) -> float | None:
         return None
 
 
-class LeanBinance(ccxt.pro.binance):  # type: ignore[misc,name-defined]
+class LeanBinance(ccxt.pro.binance):
     """ccxt.pro's binance, with public trade events parsed only as far as the feed needs."""
 
     def handle_message(self, client: Any, message: Any) -> Any:
@@ -104,7 +104,7 @@ class LeanBinance(ccxt.pro.binance):  # type: ignore[misc,name-defined]
         return super().handle_message(client, message)
 
     def parse_ws_trade(self, trade: dict[str, Any], market: Any = None) -> dict[str, Any]:
-        key = _TRADE_EVENTS.get(trade.get("e"))  # type: ignore[arg-type]
+        key = _TRADE_EVENTS.get(trade.get("e", ""))
         if key is None or "x" in trade or "ps" in trade:
             return super().parse_ws_trade(trade, market)
         trade_id = trade.get(key)

@@ -17,10 +17,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import nats.errors
@@ -191,8 +192,9 @@ class FeedPublisher:
             payload = encode(chunk)
             await self._until_done(
                 f"publishing {len(chunk)} trades on {subject}",
-                lambda payload=payload, msg_id=msg_id: self.js.publish(  # type: ignore[misc]
-                    subject, payload, timeout=self._timeout, headers={"Nats-Msg-Id": msg_id}
+                functools.partial(
+                    self.js.publish, subject, payload, timeout=self._timeout,
+                    headers={"Nats-Msg-Id": msg_id},
                 ),
             )
             self.stats.message_sent()
@@ -216,11 +218,11 @@ class FeedPublisher:
             lambda: self.js.publish(DEADLETTER_SUBJECT, encode(letter), timeout=self._timeout),
         )
 
-    async def _until_done(self, what: str, attempt: Callable[[], object]) -> None:
+    async def _until_done(self, what: str, attempt: Callable[[], Awaitable[object]]) -> None:
         backoff = Backoff(*self._retry, rng=self._rng)
         while True:
             try:
-                await attempt()  # type: ignore[misc]
+                await attempt()
                 return
             except _RETRYABLE as error:
                 delay = backoff.next_delay()

@@ -33,8 +33,10 @@ from typing import Protocol
 
 import numpy as np
 
+from db.candle_store import CandleStore
 from db.columns import IndicatorTable
-from db.store import Store, StoreError
+from db.store import StoreError
+from market.arrays import Bools
 from market.candle_columns import CandleColumns
 from market.indicator_book import IndicatorBook, warm_candles
 from market.indicators import IndicatorSpec
@@ -60,7 +62,7 @@ class StoredHistory:
 
     def __init__(
         self,
-        store: Store,
+        store: CandleStore,
         *,
         count: int,
         best_effort: bool = False,
@@ -77,7 +79,7 @@ class StoredHistory:
     @classmethod
     def for_indicators(
         cls,
-        store: Store,
+        store: CandleStore,
         specs: Sequence[IndicatorSpec],
         *,
         best_effort: bool = False,
@@ -108,15 +110,9 @@ class StoredHistory:
         return [c for c in candles if c.closed]
 
 
-class HistoryStore(Protocol):
-    """What `HistoryWriter` needs of a store (both stores offer it)."""
-
-    def candles(
-        self, exchange: str, symbol: str, timeframe: str, *, start_ns: int | None = None,
-        end_ns: int | None = None, limit: int = 1000, from_start: bool = False,
-    ) -> list[Candle]: ...
-
-    def upsert_candle_columns(self, columns: CandleColumns) -> None: ...
+class HistoryStore(CandleStore, Protocol):
+    """What `HistoryWriter` needs of a store (both stores offer it): candles, and indicator
+    tables."""
 
     def upsert_indicator_table(self, table: IndicatorTable) -> None: ...
 
@@ -141,7 +137,7 @@ class HistoryWriter:
     ) -> None:
         self.store = store
         self.specs = tuple(specs)
-        self._history = StoredHistory.for_indicators(store, self.specs)  # type: ignore[arg-type]
+        self._history = StoredHistory.for_indicators(store, self.specs)
         self._book = IndicatorBook(self.specs)
         self._read_chunk = read_chunk
         self._markets: list[tuple[str, str]] = []
@@ -202,7 +198,7 @@ class HistoryWriter:
             values = self._book.fold(indexed, self._history)
             # A stored candle's row is written whole (a value it no longer has is removed);
             # a new one's only when it has a value.
-            keep = np.zeros(len(chunk), np.bool_)
+            keep: Bools = np.zeros(len(chunk), np.bool_)
             if self.specs:
                 keep = stored | np.isfinite(values).any(axis=1)
             if keep.any():

@@ -235,7 +235,7 @@ class _JetStreamPartition(StatefulSourcePartition[RawMessage, int]):
         # Unsubscribing first: draining the subscription would wait for messages that the
         # stopped pulling task will never take.
         with contextlib.suppress(Exception):
-            self._bridge.call(self._sub.unsubscribe, timeout=5)  # type: ignore[attr-defined]
+            self._bridge.call(self._sub.unsubscribe, timeout=5)
         self._bridge.close()
 
 

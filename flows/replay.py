@@ -166,5 +166,5 @@ def trade_messages(rows: pl.DataFrame, market: Market) -> Iterator[Trade]:
     """Rows of `TRADE_COLUMNS` as `Trade` messages, in order."""
     exchange, symbol = market.exchange, market.symbol
     for ts, price, size, side, tid, sid in rows.select(list(TRADE_COLUMNS)).iter_rows():
-        yield Trade(exchange, symbol, ts, price, size, SIDES[side],  # type: ignore[arg-type]
+        yield Trade(exchange, symbol, ts, price, size, SIDES[side],
                     str(tid) if tid >= 0 else sid)

@@ -11,7 +11,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from market.messages import Trade
+from market.messages import Side, Trade
 
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT", "SOL-USDT", "BNB-USDT", "XRP-USDT")
 
@@ -65,7 +65,7 @@ class TradeSimulator:
             price = walk.price * math.exp(rng.gauss(0.0, self._volatility))
             walk.price = max(round(price, walk.decimals), 10.0**-walk.decimals)
             size = round(rng.lognormvariate(0.0, 1.0) * 1000.0 / walk.price, 6) or 1e-6
-            side = "buy" if rng.random() < 0.5 else "sell"
+            side: Side = "buy" if rng.random() < 0.5 else "sell"
             out.append(Trade(
                 self.exchange, symbol, start_ns + i * step, walk.price, size, side,
                 str(walk.next_id),

@@ -45,7 +45,7 @@ class Staging:
             for (partition,), part in keyed.partition_by(
                 "_partition", as_dict=True, include_key=False, maintain_order=True
             ).items():
-                self._write(int(partition), part, source)  # type: ignore[call-overload]
+                self._write(int(partition), part, source)
         self.rows += len(rows)
 
     def partitions(self) -> list[int]:

@@ -1,4 +1,5 @@
-"""NATS subject and stream names from DESIGN.md, in one place."""
+"""NATS subject and stream names, in one place (ARCHITECTURE.md, "Subjects, streams and
+buckets")."""
 
 from __future__ import annotations
 

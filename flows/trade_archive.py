@@ -52,7 +52,7 @@ class TradeArchive:
             return
         first, last = trades["ts"].min(), trades["ts"].max()
         assert isinstance(first, int) and isinstance(last, int)
-        days: dict[tuple[object, ...], pl.DataFrame]
+        days: dict[tuple[int, ...], pl.DataFrame]
         if first // DAY_NS == last // DAY_NS:
             days = {(first // DAY_NS,): trades}
         else:
@@ -60,7 +60,7 @@ class TradeArchive:
                 "_day", as_dict=True, include_key=False, maintain_order=True
             )
         for (day,), rows in days.items():
-            path = self.path(exchange, symbol, int(day) * DAY_NS)  # type: ignore[call-overload]
+            path = self.path(exchange, symbol, int(day) * DAY_NS)
             path.parent.mkdir(parents=True, exist_ok=True)
             aside = path.with_suffix(".parquet.partial")
             rows.write_parquet(

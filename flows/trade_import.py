@@ -163,10 +163,10 @@ def import_trades(
                 report.trades_new += len(trades) - len(old)
                 report.duplicates += dropped
                 if len(trades):
-                    first, last = trades["ts"].min(), trades["ts"].max()
-                    assert isinstance(first, int) and isinstance(last, int)
-                    report.first_ns = first if report.first_ns is None else report.first_ns
-                    report.last_ns = last
+                    first_ts, last_ts = trades["ts"].min(), trades["ts"].max()
+                    assert isinstance(first_ts, int) and isinstance(last_ts, int)
+                    report.first_ns = first_ts if report.first_ns is None else report.first_ns
+                    report.last_ns = last_ts
                 phase.advance(len(new))
         finally:
             phase.close()

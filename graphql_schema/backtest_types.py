@@ -131,7 +131,7 @@ class Strategy:
                 StrategyParameter(
                     name=p.name,
                     type=ParameterType(p.type),
-                    default=p.default,
+                    default=JSON(p.default),
                     minimum=p.minimum,
                     maximum=p.maximum,
                     description=p.description,
@@ -247,17 +247,18 @@ class SweepRankingType:
         return cls(
             rank_by=ranking.rank_by,
             runs=[
-                RankedRunType(rank=rank, id=strawberry.ID(run.id), params=run.params,
+                RankedRunType(rank=rank, id=strawberry.ID(run.id), params=JSON(run.params),
                               metrics=BacktestMetrics.of(run.metrics))
                 for rank, run in enumerate(ranking.runs, start=1)
             ],
             unfinished=[
-                UnfinishedRun(id=strawberry.ID(run.id), params=run.params,
+                UnfinishedRun(id=strawberry.ID(run.id), params=JSON(run.params),
                               status=BacktestStatus(run.status), error=run.error)
                 for run in ranking.failed
             ],
             skipped=[
-                SkippedRunType(params=run.params, reason=run.reason) for run in ranking.skipped
+                SkippedRunType(params=JSON(run.params), reason=run.reason)
+                for run in ranking.skipped
             ],
         )
 
@@ -314,7 +315,7 @@ class Backtest:
             sweep_id=strawberry.ID(record.sweep_id) if record.sweep_id is not None else None,
             attempt=record.attempt,
             worker=record.worker,
-            spec=json.loads(record.spec_json),
+            spec=JSON(json.loads(record.spec_json)),
             record=record,
         )
 
@@ -323,7 +324,9 @@ class Backtest:
         "grid overrides, as given)."
     )
     def params(self) -> JSON:
-        return self.spec.get("params", {})
+        spec = self.spec
+        assert isinstance(spec, dict)  # a stored spec is a JSON object
+        return JSON(spec.get("params", {}))
 
     @strawberry.field(description="Null until a backtest succeeds; null for a sweep.")
     def metrics(self) -> BacktestMetrics | None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -164,7 +164,8 @@ def _request(input: BacktestInput) -> BacktestRequest:
         strategy=input.strategy,
         start_ns=to_ns(input.start),
         end_ns=to_ns(input.end),
-        params=input.params if input.params is not None else {},
+        # Any JSON value: check_request refuses one that is not an object.
+        params=cast("Mapping[str, object]", input.params if input.params is not None else {}),
         starting_balance=input.starting_balance,
         currency=input.currency,
         maker_fee=input.maker_fee,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import polars as pl
 
@@ -128,7 +128,9 @@ class NullableIntColumn(Column[int | None]):
         kinds = set(map(type, column))
         if not kinds <= {int, type(None)}:
             raise ColumnError(f"an [Int] column holds {_names(kinds - {int, type(None)})}")
-        present = [v for v in column if v is not None] if type(None) in kinds else column
+        # Without a None in it, the column itself holds only ints.
+        present = ([v for v in column if v is not None] if type(None) in kinds
+                   else cast("list[int]", column))
         if present and not (min(present) >= INT_MIN and max(present) <= INT_MAX):
             raise ColumnError("an [Int] column holds a value outside signed 32 bits")
         return column
@@ -138,8 +140,9 @@ class NullableIntColumn(Column[int | None]):
         """`of` for a polars column, its range checked in one vectorised pass when it is an
         integer column (nulls stay None)."""
         if series.dtype.is_integer():
-            low, high = series.min(), series.max()
-            if low is None or (low >= INT_MIN and high <= INT_MAX):  # type: ignore[operator]
+            # Ints, or None for a column of nulls: its dtype is an integer.
+            low, high = cast("int | None", series.min()), cast("int | None", series.max())
+            if low is None or high is None or (low >= INT_MIN and high <= INT_MAX):
                 return cls(series.to_list())
         return cls.of(series.to_list())
 

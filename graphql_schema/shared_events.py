@@ -52,7 +52,7 @@ def shared_events(base: type[Executor], maxsize: int = 256) -> type[Executor]:
     """A subclass of `base` that shares subscription event results through its own cache."""
     results = SharedEventResults(maxsize)
 
-    class SharedEventExecutor(base):  # type: ignore[valid-type, misc]
+    class SharedEventExecutor(base):  # type: ignore[valid-type, misc]  # a base made at run time
         _event: Hashable | None = None  # the key of the event this executor runs
 
         def build_per_event_executor(self, payload: Any) -> Any:

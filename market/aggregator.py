@@ -1,6 +1,6 @@
 """Candle aggregation: folds trades into OHLCV candles for several timeframes, by event time.
 
-Rules (DESIGN.md, "Rules of aggregation"):
+Rules (ARCHITECTURE.md, "Rules of aggregation"):
 - A trade lands in the bucket of each timeframe that holds its exchange timestamp.
 - A forming candle closes when a trade of a later bucket arrives for its symbol, or when the
   watermark (the latest trade time this aggregator has accepted, from any of its symbols,
@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from market import candle_kernel as kernel
+from market.arrays import Bools, Floats, Int8s, Int32s, Ints
 from market.candle_columns import CandleColumns
 from market.messages import Candle, Trade
 from market.spike_filter import SpikeFilter
@@ -65,14 +66,14 @@ class AddResult:
 
     updates: CandleColumns
     final: CandleColumns
-    status: np.ndarray
+    status: Int8s
     batch: TradeBatch
 
     @property
     def candles(self) -> list[Candle]:
         return self.updates.to_candles()
 
-    def rows(self, fate: int) -> np.ndarray:
+    def rows(self, fate: int) -> Ints:
         """Indices of the trades with this fate."""
         return np.flatnonzero(self.status == fate)
 
@@ -91,6 +92,12 @@ class AddResult:
 
 class CandleAggregator:
     """Folds trades of any number of symbols into candles of several timeframes. No I/O."""
+
+    _slot_f: Floats
+    _slot_i: Ints
+    _series_i: Ints
+    _spike_f: Floats
+    _spike_i: Ints
 
     def __init__(
         self,
@@ -204,8 +211,10 @@ class CandleAggregator:
         sym = market_of[batch.key_of] if n else np.empty(0, np.int32)
         self._reserve_ids(n)
         status = np.zeros(n, np.int8)
-        str_rows: np.ndarray = _NO_INT
-        str_seen, str_prev, known = _NO_BOOL, _NO_INT, _NO_BOOL
+        str_rows: Ints = _NO_INT
+        str_seen: Bools = _NO_BOOL
+        str_prev: Ints = _NO_INT
+        known: Bools = _NO_BOOL
         if batch.str_ids is not None:
             str_rows, str_seen, str_prev = self._string_id_flags(batch, sym)
             known = np.zeros(n, np.bool_)
@@ -292,7 +301,7 @@ class CandleAggregator:
             self._columns(self._fin_i[:n_fin], self._fin_f[:n_fin]),
         )
 
-    def _columns(self, out_i: np.ndarray, out_f: np.ndarray) -> CandleColumns:
+    def _columns(self, out_i: Ints, out_f: Floats) -> CandleColumns:
         if not len(out_i):
             return CandleColumns.empty(self._keys, self.timeframe_names)
         # One copy of each scratch block (reused by the next call); the columns are views.
@@ -321,8 +330,8 @@ class CandleAggregator:
         self._clock[2] = live
 
     def _string_id_flags(
-        self, batch: TradeBatch, sym: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self, batch: TradeBatch, sym: Int32s
+    ) -> tuple[Ints, Bools, Ints]:
         assert batch.str_ids is not None
         n = len(batch)
         rows = np.flatnonzero(batch.ids < 0)
@@ -339,7 +348,7 @@ class CandleAggregator:
         return rows, seen, prev
 
     def _remember_string_ids(
-        self, batch: TradeBatch, sym: np.ndarray, status: np.ndarray, rows: np.ndarray
+        self, batch: TradeBatch, sym: Int32s, status: Int8s, rows: Ints
     ) -> None:
         assert batch.str_ids is not None
         for row in rows.tolist():

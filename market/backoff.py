@@ -27,7 +27,7 @@ class Backoff:
 
     def next_delay(self) -> float:
         """The wait before the next attempt, in seconds; each call counts one attempt."""
-        ceiling = min(self.cap_s, self.base_s * 2 ** min(self.attempts, 60))
+        ceiling: float = min(self.cap_s, self.base_s * 2 ** min(self.attempts, 60))
         self.attempts += 1
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 

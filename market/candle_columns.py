@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
+from market.arrays import Bools, Floats, Ints
 from market.messages import Candle
 
 #: The `trades` value of a candle that carries no trade count.
@@ -33,17 +35,17 @@ class CandleColumns:
 
     markets: Sequence[tuple[str, str]]
     timeframe_names: Sequence[str]
-    market: np.ndarray  # int64
-    timeframe: np.ndarray  # int64
-    ts: np.ndarray  # int64
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-    trades: np.ndarray  # int64
-    vwap: np.ndarray
-    closed: np.ndarray  # bool
+    market: Ints  # int64
+    timeframe: Ints  # int64
+    ts: Ints  # int64
+    open: Floats
+    high: Floats
+    low: Floats
+    close: Floats
+    volume: Floats
+    trades: Ints  # int64
+    vwap: Floats
+    closed: Bools  # bool
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -93,8 +95,8 @@ class CandleColumns:
             np.concatenate([getattr(p, name) for p in parts]) for name in _ROW_FIELDS
         ))
 
-    def take(self, rows: np.ndarray) -> CandleColumns:
-        """The rows selected by an index array or a boolean mask, in that order."""
+    def take(self, rows: Ints | Bools | slice) -> CandleColumns:
+        """The rows selected by an index array, a boolean mask or a slice, in that order."""
         return CandleColumns(
             self.markets, self.timeframe_names, self.market[rows], self.timeframe[rows],
             self.ts[rows], self.open[rows], self.high[rows], self.low[rows], self.close[rows],
@@ -109,7 +111,7 @@ class CandleColumns:
         vwap: list[float | None] = self.vwap.tolist()
         # Two vectorised checks; only candles without a count or a VWAP pay for more.
         if len(trades) and int(self.trades.min()) < 0:
-            trades = [None if n < 0 else n for n in trades]  # type: ignore[operator]
+            trades = [None if n < 0 else n for n in cast("list[int]", trades)]
         if np.isnan(self.vwap).any():
             vwap = [None if vw != vw else vw for vw in vwap]
         return [

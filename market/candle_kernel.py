@@ -28,6 +28,8 @@ import math
 import numpy as np
 from numba import njit
 
+from market.arrays import Bools, Floats, Int8s, Int32s, Ints
+
 EMPTY = np.iinfo(np.int64).min
 CLOSED = 1
 
@@ -65,7 +67,7 @@ def _home(sym: int, tid: int, mask: np.uint64) -> np.uint64:
 
 
 @njit(cache=True, nogil=True)
-def id_table_rebuild(table: np.ndarray, watermark: int, capacity: int) -> tuple[np.ndarray, int]:
+def id_table_rebuild(table: Ints, watermark: int, capacity: int) -> tuple[Ints, int]:
     """A new table of `capacity` (a power of two) holding the ids whose time >= watermark.
 
     Rows are (symbol, id, trade time); a free row has time `EMPTY`."""
@@ -88,7 +90,7 @@ def id_table_rebuild(table: np.ndarray, watermark: int, capacity: int) -> tuple[
 
 
 @njit(cache=True, nogil=True)
-def _id_seen_or_insert(table: np.ndarray, sym: int, tid: int, ts: int) -> bool:
+def _id_seen_or_insert(table: Ints, sym: int, tid: int, ts: int) -> bool:
     mask = np.uint64(table.shape[0] - 1)
     pos = _home(sym, tid, mask)
     while table[pos, 2] != EMPTY:
@@ -103,8 +105,8 @@ def _id_seen_or_insert(table: np.ndarray, sym: int, tid: int, ts: int) -> bool:
 
 @njit(cache=True, nogil=True)
 def _emit(
-    slot_f: np.ndarray, slot_i: np.ndarray, s: int, t: int, k: int, flat: int,
-    out_i: np.ndarray, out_f: np.ndarray, n_out: int,
+    slot_f: Floats, slot_i: Ints, s: int, t: int, k: int, flat: int,
+    out_i: Ints, out_f: Floats, n_out: int,
 ) -> int:
     out_i[n_out, OUT_SLOT] = flat
     out_i[n_out, OUT_TS] = slot_i[s, t, k, 0]
@@ -118,10 +120,10 @@ def _emit(
 
 @njit(cache=True, nogil=True)
 def _close_series(
-    s: int, t: int, watermark: int, tf_ns: np.ndarray,
-    slot_f: np.ndarray, slot_i: np.ndarray, series_i: np.ndarray, touched: np.ndarray,
-    upd_i: np.ndarray, upd_f: np.ndarray, n_upd: int,
-    fin_i: np.ndarray, fin_f: np.ndarray, n_fin: int,
+    s: int, t: int, watermark: int, tf_ns: Ints,
+    slot_f: Floats, slot_i: Ints, series_i: Ints, touched: Ints,
+    upd_i: Ints, upd_f: Floats, n_upd: int,
+    fin_i: Ints, fin_f: Floats, n_fin: int,
 ) -> tuple[int, int]:
     """Make final, in time order, every candle of one series that ends at or before the
     watermark: emit it (closed) as an update and as a final candle, then free its slot."""
@@ -156,10 +158,10 @@ def _close_series(
 
 @njit(cache=True, nogil=True)
 def close_passed(
-    tf_ns: np.ndarray, clock: np.ndarray, next_due: np.ndarray,
-    slot_f: np.ndarray, slot_i: np.ndarray, series_i: np.ndarray, touched: np.ndarray,
-    upd_i: np.ndarray, upd_f: np.ndarray, n_upd: int,
-    fin_i: np.ndarray, fin_f: np.ndarray, n_fin: int, n_symbols: int,
+    tf_ns: Ints, clock: Ints, next_due: Ints,
+    slot_f: Floats, slot_i: Ints, series_i: Ints, touched: Ints,
+    upd_i: Ints, upd_f: Floats, n_upd: int,
+    fin_i: Ints, fin_f: Floats, n_fin: int, n_symbols: int,
 ) -> tuple[int, int]:
     """Close and finalise every candle the watermark has passed, then fill in the values of
     updates still pointing at live slots. Returns the number of updates and finals.
@@ -195,7 +197,7 @@ def close_passed(
 
 
 @njit(cache=True, nogil=True)
-def _touch(flat: int, touched: np.ndarray, upd_i: np.ndarray, n_upd: int) -> int:
+def _touch(flat: int, touched: Ints, upd_i: Ints, n_upd: int) -> int:
     if touched[flat] == 0:
         upd_i[n_upd, OUT_SLOT] = flat
         upd_i[n_upd, OUT_LIVE] = 1
@@ -207,14 +209,14 @@ def _touch(flat: int, touched: np.ndarray, upd_i: np.ndarray, n_upd: int) -> int
 @njit(cache=True, nogil=True)
 def fold(
     start_at: int,
-    sym: np.ndarray, ts: np.ndarray, price: np.ndarray, size: np.ndarray, ids: np.ndarray,
-    str_seen: np.ndarray, str_prev: np.ndarray, known: np.ndarray, status: np.ndarray,
-    tf_ns: np.ndarray, clock: np.ndarray, next_due: np.ndarray,
-    slot_f: np.ndarray, slot_i: np.ndarray, series_i: np.ndarray, touched: np.ndarray,
-    id_table: np.ndarray,
-    spike_f: np.ndarray, spike_i: np.ndarray, spike_params: np.ndarray,
-    upd_i: np.ndarray, upd_f: np.ndarray, n_upd: int,
-    fin_i: np.ndarray, fin_f: np.ndarray, n_fin: int,
+    sym: Int32s, ts: Ints, price: Floats, size: Floats, ids: Ints,
+    str_seen: Bools, str_prev: Ints, known: Bools, status: Int8s,
+    tf_ns: Ints, clock: Ints, next_due: Ints,
+    slot_f: Floats, slot_i: Ints, series_i: Ints, touched: Ints,
+    id_table: Ints,
+    spike_f: Floats, spike_i: Ints, spike_params: Floats,
+    upd_i: Ints, upd_f: Floats, n_upd: int,
+    fin_i: Ints, fin_f: Floats, n_fin: int,
 ) -> tuple[int, int, int]:
     """Fold trades `start_at...` in arrival order, writing each trade's fate to `status`.
 

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from market.arrays import Ints
+
 Range = tuple[int, int]
 
 
@@ -74,7 +76,7 @@ def edge_ranges(
 
 
 def hole_ranges(
-    start: int, end: int, step: int, stored_ts: np.ndarray, known: Sequence[Range] = ()
+    start: int, end: int, step: int, stored_ts: Ints, known: Sequence[Range] = ()
 ) -> list[Range]:
     """Every bucket of [start, end) missing from `stored_ts` (sorted bucket starts), as
     ranges."""

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from market.arrays import Floats, Ints
 from market.candle_columns import CandleColumns
 from market.indicators import STATE_FORMAT, CandleOrderError, IndicatorSpec, check_format
 from market.indicators.indicator_set import set_program
@@ -63,8 +65,8 @@ class IndicatorBook:
         self.keys = self._program.keys
         self._rows: dict[tuple[int, int], int] = {}
         self._free: list[int] = []
-        self._state_f = np.empty((0, self._program.initial_f.shape[0]), np.float64)
-        self._state_i = np.empty((0, self._program.initial_i.shape[0]), np.int64)
+        self._state_f: Floats = np.empty((0, self._program.initial_f.shape[0]), np.float64)
+        self._state_i: Ints = np.empty((0, self._program.initial_i.shape[0]), np.int64)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -93,7 +95,7 @@ class IndicatorBook:
             for row in self.fold(final, history).tolist()
         ]
 
-    def fold(self, final: CandleColumns, history: History | None = None) -> np.ndarray:
+    def fold(self, final: CandleColumns, history: History | None = None) -> Floats:
         """As `update`, but every output of candle r in row r of one array, NaN included
         (columns in `keys` order)."""
         out = np.empty((len(final), len(self.keys)), np.float64)
@@ -103,7 +105,7 @@ class IndicatorBook:
         self._fold(rows, final.ts, final.high, final.low, final.close, final.volume, out)
         return out
 
-    def _series_rows(self, final: CandleColumns, history: History | None) -> np.ndarray:
+    def _series_rows(self, final: CandleColumns, history: History | None) -> Ints:
         """Each candle's state row; rows for series met for the first time, warmed."""
         width = int(final.timeframe.max()) + 1
         series = final.market * width + final.timeframe
@@ -117,7 +119,8 @@ class IndicatorBook:
                 if history is not None:
                     self._warm(row, final, pair, int(final.ts[at]), history)
             rows[k] = row
-        return rows[inverse.reshape(-1)]
+        each: Ints = rows[inverse.reshape(-1)]
+        return each
 
     def _new_row(self) -> int:
         """A state row set to a fresh series' state, the arrays grown when none is free."""
@@ -143,14 +146,14 @@ class IndicatorBook:
         if not old:
             return
         n = len(old)
-        columns = [np.fromiter((getattr(c, name) for c in old), np.float64, n)
-                   for name in ("high", "low", "close", "volume")]
+        high, low, close, volume = (np.fromiter((getattr(c, name) for c in old), np.float64, n)
+                                    for name in ("high", "low", "close", "volume"))
         ts_column = np.fromiter((c.ts for c in old), np.int64, n)
-        self._fold(np.full(n, row, np.int64), ts_column, *columns, _NO_OUTPUT)
+        self._fold(np.full(n, row, np.int64), ts_column, high, low, close, volume, _NO_OUTPUT)
 
     def _fold(
-        self, rows: np.ndarray, ts: np.ndarray, high: np.ndarray, low: np.ndarray,
-        close: np.ndarray, volume: np.ndarray, out: np.ndarray,
+        self, rows: Ints, ts: Ints, high: Floats, low: Floats,
+        close: Floats, volume: Floats, out: Floats,
     ) -> None:
         p = self._program
         stopped = fold_rows(
@@ -175,9 +178,9 @@ class IndicatorBook:
             "state_i": self._state_i[[row for _, row in live]],
         }
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         check_format(state, "IndicatorBook")
-        self.__init__(state["specs"])  # type: ignore[misc]
+        self.__init__(state["specs"])  # type: ignore[misc]  # rebuilt in place, as unpickling
         self._state_f = np.array(state["state_f"], np.float64)
         self._state_i = np.array(state["state_i"], np.int64)
         self._rows = {tuple(pair): row for row, pair in enumerate(state["series"])}

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from market.arrays import Bytes, Floats, Int8s, Ints
 from market.messages import (
     EXCHANGE_PATTERN,
     MAX_QUANTITY,
@@ -66,7 +67,7 @@ _UNKNOWN = np.frombuffer(b"unknown", np.uint8)
 
 
 @njit(cache=True, nogil=True)
-def _expect(buf: np.ndarray, p: int, end: int, lit: np.ndarray) -> int:
+def _expect(buf: Bytes, p: int, end: int, lit: Bytes) -> int:
     n = lit.shape[0]
     if p + n > end:
         return -1
@@ -77,7 +78,7 @@ def _expect(buf: np.ndarray, p: int, end: int, lit: np.ndarray) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _number(buf: np.ndarray, p: int, end: int, out: np.ndarray, row: int) -> int:
+def _number(buf: Bytes, p: int, end: int, out: Floats, row: int) -> int:
     """Parse a non-negative JSON number at p into out[row]; -1 if not exactly representable
     by the fast path (or not a valid JSON number)."""
     mantissa = 0
@@ -142,8 +143,8 @@ def _number(buf: np.ndarray, p: int, end: int, out: np.ndarray, row: int) -> int
 
 @njit(cache=True, nogil=True)
 def _trades(
-    buf: np.ndarray, p: int, end: int, prefix: np.ndarray, row: int,
-    ts: np.ndarray, price: np.ndarray, size: np.ndarray, side: np.ndarray, ids: np.ndarray,
+    buf: Bytes, p: int, end: int, prefix: Bytes, row: int,
+    ts: Ints, price: Floats, size: Floats, side: Int8s, ids: Ints,
 ) -> int:
     """Parse one message (an array of trades, or one trade) from p to end into rows from
     `row`; return the next free row, or -1 when the fast path does not apply."""
@@ -231,9 +232,9 @@ def _trades(
 
 @njit(cache=True, nogil=True)
 def _decode(
-    buf: np.ndarray, bounds: np.ndarray, prefixes: np.ndarray, prefix_bounds: np.ndarray,
-    prefix_of: np.ndarray, counts: np.ndarray,
-    ts: np.ndarray, price: np.ndarray, size: np.ndarray, side: np.ndarray, ids: np.ndarray,
+    buf: Bytes, bounds: Ints, prefixes: Bytes, prefix_bounds: Ints,
+    prefix_of: Ints, counts: Ints,
+    ts: Ints, price: Floats, size: Floats, side: Int8s, ids: Ints,
 ) -> int:
     """Decode every message; counts[m] is its number of trades, or -1 for the slow path."""
     row = 0
@@ -258,7 +259,7 @@ class DecodedMessages:
 
     batch: TradeBatch
     rejected: list[tuple[int, Rejected]]  # (message index, rejection)
-    trades_per_message: np.ndarray  # int64: accepted trades of each message
+    trades_per_message: Ints  # int64: accepted trades of each message
     fast_messages: int  # how many messages the compiled path read
 
 
@@ -303,11 +304,11 @@ class TradeDecoder:
         np.cumsum(np.fromiter(map(len, payloads), np.int64, n_messages), out=bounds[1:])
         market_of = np.array([self._prefix(key) for key, _ in messages], np.int64)
         capacity = int(bounds[-1]) // _MIN_TRADE_BYTES + n_messages + 1
-        ts = np.empty(capacity, np.int64)
-        price = np.empty(capacity, np.float64)
-        size = np.empty(capacity, np.float64)
-        side = np.empty(capacity, np.int8)
-        ids = np.empty(capacity, np.int64)
+        ts: Ints = np.empty(capacity, np.int64)
+        price: Floats = np.empty(capacity, np.float64)
+        size: Floats = np.empty(capacity, np.float64)
+        side: Int8s = np.empty(capacity, np.int8)
+        ids: Ints = np.empty(capacity, np.int64)
         counts = np.empty(n_messages, np.int64)
         rows = _decode(
             np.frombuffer(b"".join(payloads), np.uint8), bounds,

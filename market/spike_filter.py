@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from market.arrays import Floats
+
 
 @dataclass(frozen=True, slots=True)
 class SpikeFilter:
@@ -37,7 +39,7 @@ class SpikeFilter:
     def enabled(self) -> bool:
         return self.sigmas > 0
 
-    def params(self) -> np.ndarray:
+    def params(self) -> Floats:
         """The kernel's parameters: sigmas, decay alpha, warm-up returns, confirming trades."""
         alpha = 2.0 / (self.window + 1)
         return np.array([max(self.sigmas, 0.0), alpha, self.warmup, self.confirm], np.float64)

@@ -39,6 +39,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from market.arrays import Floats
+
 #: Candle columns pandas-ta functions take as inputs, by parameter name.
 INPUTS = {"open_": "open", "high": "high", "low": "low", "close": "close", "volume": "volume"}
 MIN_WARMUP = 300
@@ -98,7 +100,7 @@ def parameters(name: str) -> dict[str, ParamKind]:
     return dict(_signature(name)[1])
 
 
-def prepare(name: str, params: Mapping[str, Any] | None) -> TaCall:
+def prepare(name: str, params: object) -> TaCall:
     """Check the name and parameters of a call; raise `UnknownIndicator` or `BadParameter`."""
     inputs, kinds = _signature(name)
     if params is None:
@@ -119,7 +121,7 @@ def prepare(name: str, params: Mapping[str, Any] | None) -> TaCall:
 
 def compute(
     call: TaCall, ts_ns: Sequence[int], columns: Mapping[str, Sequence[float]]
-) -> list[tuple[str, np.ndarray]]:
+) -> list[tuple[str, Floats]]:
     """Run the call over candle columns (oldest first); one float array per output, NaN where
     pandas-ta gives no value. No outputs when pandas-ta has too few candles to compute any.
 
@@ -182,7 +184,8 @@ def _pandas_ta() -> types.ModuleType:
 
 
 def _function(name: str) -> Callable[..., Any]:
-    return getattr(_pandas_ta(), name)  # type: ignore[no-any-return]
+    function: Callable[..., Any] = getattr(_pandas_ta(), name)
+    return function
 
 
 @cache

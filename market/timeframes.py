@@ -20,7 +20,7 @@ _UNIT_NS = {
 }
 _PATTERN = re.compile(r"^([1-9][0-9]{0,4})([smhd])$")
 
-#: The timeframes DESIGN.md names, in increasing width.
+#: The standard timeframes (ARCHITECTURE.md, "Rules of aggregation"), in increasing width.
 STANDARD_TIMEFRAMES = ("1s", "1m", "5m", "15m", "1h", "4h", "1d")
 
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from market.messages import Trade
+from market.arrays import Floats, Int8s, Int32s, Ints
+from market.messages import Side, Trade
 
-SIDES = ("buy", "sell", "unknown")
+SIDES: tuple[Side, ...] = ("buy", "sell", "unknown")
 SIDE_CODES = {side: code for code, side in enumerate(SIDES)}
 #: Longest integer id kept as int64; 18 digits always fit.
 MAX_ID_DIGITS = 18
@@ -41,12 +42,12 @@ class TradeBatch:
     """Columns of trades in arrival order. Build with `from_trades` or a decoder."""
 
     keys: list[tuple[str, str]]
-    key_of: np.ndarray  # int32: index into keys
-    ts: np.ndarray  # int64 ns since the epoch, UTC
-    price: np.ndarray  # float64
-    size: np.ndarray  # float64
-    side: np.ndarray  # int8: index into SIDES
-    ids: np.ndarray  # int64: the integer id, or -1 when str_ids holds it
+    key_of: Int32s  # int32: index into keys
+    ts: Ints  # int64 ns since the epoch, UTC
+    price: Floats  # float64
+    size: Floats  # float64
+    side: Int8s  # int8: index into SIDES
+    ids: Ints  # int64: the integer id, or -1 when str_ids holds it
     str_ids: list[str | None] | None = None
 
     def __len__(self) -> int:
@@ -122,6 +123,6 @@ class TradeBatch:
         exchange, symbol = self.keys[int(self.key_of[row])]
         return Trade(
             exchange, symbol, int(self.ts[row]), float(self.price[row]), float(self.size[row]),
-            SIDES[int(self.side[row])],  # type: ignore[arg-type]
+            SIDES[int(self.side[row])],
             self.trade_id(row),
         )

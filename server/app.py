@@ -152,7 +152,7 @@ def graphiql_page(now: datetime | None = None) -> str:
 
 def create_app(
     settings: Settings, *, store_factory: Callable[[Settings], Store] = open_store
-) -> Starlette:
+) -> ASGIApp:
     metrics = Metrics()
     flow_lag = FlowLag()
     metrics.registry.register(flow_lag)

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import nats
 from nats.aio.client import Client
@@ -104,8 +105,8 @@ class BacktestWorker:
         context = multiprocessing.get_context("spawn")
         slots = [Slot(context, self._settings, index) for index in range(self._concurrency)]
         free: asyncio.Queue[Slot] = asyncio.Queue()
-        for slot in slots:
-            free.put_nowait(slot)
+        for each in slots:
+            free.put_nowait(each)
         running: set[asyncio.Task[None]] = set()
         self._metrics.slots.set(self._concurrency)
         polling = asyncio.create_task(self._poll_queue(js))
@@ -122,7 +123,7 @@ class BacktestWorker:
                 task = asyncio.create_task(self._handle(msg, slot))
                 running.add(task)
                 task.add_done_callback(running.discard)
-                task.add_done_callback(lambda _, slot=slot: free.put_nowait(slot))
+                task.add_done_callback(functools.partial(_put_back, free, slot))
         finally:
             polling.cancel()
             for task in running:
@@ -248,10 +249,13 @@ class BacktestWorker:
                 await msg.in_progress()
 
 
-async def _first[T](waiting: asyncio.Future[T] | asyncio.Task[T] | object, stop: asyncio.Event
-                    ) -> T | None:
+def _put_back(free: asyncio.Queue[Slot], slot: Slot, _: asyncio.Task[None]) -> None:
+    free.put_nowait(slot)
+
+
+async def _first[T](waiting: Awaitable[T], stop: asyncio.Event) -> T | None:
     """The awaitable's result, or None if `stop` is set first (the awaitable is cancelled)."""
-    task = asyncio.ensure_future(waiting)  # type: ignore[arg-type]
+    task = asyncio.ensure_future(waiting)
     stopping = asyncio.ensure_future(stop.wait())
     done, _ = await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()

@@ -123,8 +123,9 @@ def run_member(settings: Settings, *, restarts: int = 0) -> int:
         metrics.serve(settings.metrics_host, settings.flow_metrics_port)
     indicators = parse_indicators(settings.indicators)
     # The stored tail of each series warms its indicators when the flow first meets it.
+    history_store = open_store(settings)
     history = StoredHistory.for_indicators(
-        open_store(settings), indicators, best_effort=True, stored_markets_only=True
+        history_store, indicators, best_effort=True, stored_markets_only=True
     )
     flow = build_flow(
         JetStreamSource(settings.nats_url, stop=stop, start_file=start_file),
@@ -162,7 +163,7 @@ def run_member(settings: Settings, *, restarts: int = 0) -> int:
     except KeyboardInterrupt:
         log.info("dataflow stopped")
     finally:
-        history.store.close()
+        history_store.close()
     return 0
 
 

@@ -59,11 +59,11 @@ def configure_logging(level: str, log_format: str) -> None:
     # What no line shows need not be gathered for every line (the logging HOWTO's
     # "Optimization"): the caller's frame, thread, process and task names. The request log
     # line costs half as much without them.
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    logging.logAsyncioTasks = False
+    logging.logAsyncioTasks = False  # type: ignore[attr-defined]  # new in 3.12; typeshed lacks it
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -40,7 +40,8 @@ def wait_for_port(host: str, port: int, *, timeout_s: float, proc: subprocess.Po
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise ProcessError(f"{proc.args[0]} exited with {proc.returncode} before listening")
+            program = str(proc.args[0] if isinstance(proc.args, list) else proc.args)
+            raise ProcessError(f"{program} exited with {proc.returncode} before listening")
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
             return
         time.sleep(0.05)

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 from nautilus_trader.model.data import Bar, BarType
 
+from market.arrays import Floats
 from strategies.errors import CandleDataError
 
 REQUIRED_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
@@ -74,7 +75,7 @@ def candles_to_bars(
 ) -> list[Bar]:
     """One bar per candle, ts_event = ts_init = bucket start + timeframe (the close)."""
     closes_at = (candles["ts"].cast(pl.Int64) + timeframe_ns).to_numpy().astype(np.uint64)
-    return Bar.from_raw_arrays_to_list(
+    bars: list[Bar] = Bar.from_raw_arrays_to_list(
         bar_type,
         price_precision,
         size_precision,
@@ -86,9 +87,10 @@ def candles_to_bars(
         closes_at,
         closes_at.copy(),
     )
+    return bars
 
 
-def _writable(column: pl.Series) -> np.ndarray:
+def _writable(column: pl.Series) -> Floats:
     # The Cython signature takes `double[:]`, which refuses read-only buffers, and polars'
     # zero-copy views are read-only.
     return column.cast(pl.Float64).to_numpy(writable=True)

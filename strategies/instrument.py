@@ -14,6 +14,7 @@ from nautilus_trader.model.identifiers import InstrumentId, Symbol, Venue
 from nautilus_trader.model.instruments import CurrencyPair
 from nautilus_trader.model.objects import Currency, Price, Quantity
 
+from market.arrays import Floats
 from strategies.spec import BacktestSpec
 
 #: The simulated venue every backtest trades on; bar types read `BTC-USDT.SIM-1-MINUTE-...`.
@@ -27,7 +28,7 @@ SIZE_PRECISION_CAP = 8
 _INTEGER_TOLERANCE = 1e-6
 
 
-def decimals_needed(values: np.ndarray, cap: int) -> int:
+def decimals_needed(values: Floats, cap: int) -> int:
     """The fewest decimals (at most `cap`) that represent every value, e.g. 2 for [1.5, 2.25]."""
     remaining = np.asarray(values, dtype=np.float64)
     for decimals in range(cap):
@@ -64,4 +65,5 @@ def build_instrument(
 
 def size_precision_cap(spec: BacktestSpec) -> int:
     """Sizes finer than the base currency's own precision could not be held in the account."""
-    return min(SIZE_PRECISION_CAP, Currency.from_str(spec.base).precision)
+    precision: int = Currency.from_str(spec.base).precision
+    return min(SIZE_PRECISION_CAP, precision)

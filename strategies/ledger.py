@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from market.arrays import Floats, Ints
 from strategies.result import EquityCurve, Fill, Trade
 
 FILL_SCHEMA: dict[str, pl.DataType] = {
@@ -29,7 +30,7 @@ _SIGNED = pl.when(pl.col("side") == "BUY").then(pl.col("quantity")).otherwise(-p
 
 def fills_frame(fills: Sequence[Fill]) -> pl.DataFrame:
     """Fills as columns, in the order given (the engine's order)."""
-    columns: dict[str, list] = {name: [] for name in FILL_SCHEMA}
+    columns: dict[str, list[object]] = {name: [] for name in FILL_SCHEMA}
     for fill in fills:
         for name, values in columns.items():
             values.append(getattr(fill, name))
@@ -37,8 +38,8 @@ def fills_frame(fills: Sequence[Fill]) -> pl.DataFrame:
 
 
 def equity_frame(
-    bar_ts: np.ndarray,
-    closes: np.ndarray,
+    bar_ts: Ints,
+    closes: Floats,
     fills: pl.DataFrame,
     *,
     starting_equity: float,

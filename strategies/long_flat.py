@@ -56,7 +56,7 @@ class LongFlatConfig(StrategyConfig, frozen=True, kw_only=True):
             )
 
 
-class LongFlatStrategy(Strategy):
+class LongFlatStrategy(Strategy):  # type: ignore[misc]  # nautilus_trader is untyped: Strategy is Any
     """Base for long/flat strategies: sizing, entry, exit and its own position tracking."""
 
     #: The config class holding this strategy's parameters; the registry reads it.

@@ -1,6 +1,6 @@
 """Run one backtest: candles and a spec in, a `BacktestResult` out.
 
-The engine is set up as measured in NOTES-nautilus.md: bars stamped at their close, HEDGING
+The engine is set up as ARCHITECTURE.md ("Backtests") explains: bars stamped at their close, HEDGING
 (about 1.5× faster than NETTING; a long/flat strategy holds one position at a time, so its
 trades are the same), logging bypassed, no post-run analysis, the analyzer's quadratic
 `record_trade` replaced by a no-op, and the garbage collector frozen during the run. Orders
@@ -35,6 +35,7 @@ from nautilus_trader.model.objects import Money
 from nautilus_trader.trading.strategy import Strategy
 from pandas.errors import Pandas4Warning
 
+from market.arrays import Floats, Ints
 from strategies import ledger
 from strategies.bars import bar_type_for, candles_to_bars, check_candles
 from strategies.errors import BacktestRunError, SpecError
@@ -70,8 +71,8 @@ class PreparedMarket:
     instrument: CurrencyPair
     bar_type: BarType
     bars: list[Bar]
-    bar_ts: np.ndarray
-    closes: np.ndarray
+    bar_ts: Ints
+    closes: Floats
     start_ns: int
     timeframe_ns: int
     convert_s: float

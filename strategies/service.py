@@ -221,16 +221,16 @@ class BacktestService:
         )
 
     def _check_and_put(
-        self, spec: BacktestSpec, request: BacktestRequest, records: list[BacktestRecord]
+        self, spec: BacktestSpec, request: BacktestRequest, records: Sequence[BacktestRecord]
     ) -> None:
         check_stored(self._store, spec, request)
         self._put_all(records)
 
-    def _put_all(self, records: list[BacktestRecord]) -> None:
+    def _put_all(self, records: Sequence[BacktestRecord]) -> None:
         for record in records:
             self._store.put_backtest(record)
 
-    async def _enqueue(self, jobs: list[Job], records: list[BacktestRecord]) -> None:
+    async def _enqueue(self, jobs: Sequence[Job], records: Sequence[BacktestRecord]) -> None:
         try:
             await self._queue.enqueue(jobs)
         except BaseException as error:

@@ -1,7 +1,8 @@
 """A fake Binance spot exchange on 127.0.0.1: the public REST and websocket API ccxt calls.
 
 Only the exchange is fake: ccxt (pointed here by `ccxt_config()`) makes its real requests and
-parses real payloads, shaped as Binance's (see NOTES-exchanges.md and Binance's spot API docs):
+parses real payloads, shaped as Binance's (see ARCHITECTURE.md, "Exchanges in tests", and
+Binance's spot API docs):
 
 - `GET /api/v3/exchangeInfo`: the markets, with PRICE_FILTER and LOT_SIZE filters;
 - `GET /api/v3/aggTrades` (`fromId`, or `startTime`/`endTime`, `limit`) and `/api/v3/trades`;

@@ -184,7 +184,7 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     ]
 
 
-def test_the_dockerfile_installs_the_project_as_pyproject_describes_it() -> None:
+def test_the_dockerfile_installs_the_locked_dependencies_then_the_project() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     steps = dockerfile_instructions()
     python = (ROOT / ".python-version").read_text().strip()
@@ -195,9 +195,12 @@ def test_the_dockerfile_installs_the_project_as_pyproject_describes_it() -> None
     }
     packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]
                 ["include"]}
-    assert packages | {"pyproject.toml", pyproject["project"]["readme"]} <= copied
-    assert any(k == "RUN" and re.search(r"\bpip install \.(\s|$)", v) for k, v in steps)
-    assert not any(k == "RUN" and "requirements" in v for k, v in steps)
+    assert packages | {"pyproject.toml", pyproject["project"]["readme"], "requirements.lock"} <= (
+        copied
+    )
+    (install,) = [v for k, v in steps if k == "RUN" and "pip install" in v]
+    locked = install.index("pip install --require-hashes -r requirements.lock")
+    assert locked < install.index("pip install --no-deps .")
     (script,) = pyproject["project"]["scripts"]
     assert ("ENTRYPOINT", f'["{script}"]') in steps
 

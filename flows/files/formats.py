@@ -99,7 +99,7 @@ def detect_parquet(
     _check_requested(path, requested)
     if requested is not None and requested not in ("trades", "candles"):
         raise FormatError(path, f"is a Parquet file, which is never {requested}")
-    kind: Kind | None = requested  # type: ignore[assignment]
+    kind: Kind | None = requested  # type: ignore[assignment]  # a Kind: checked above
     try:
         found = resolve(names, columns or {}, kind)
     except ColumnsError as error:
@@ -158,7 +158,7 @@ def _from_header(
         raise FormatError(
             path, f"its header {','.join(header)} is not that of {requested} (expected: {expected})"
         )
-    kind: Kind | None = requested  # type: ignore[assignment]
+    kind: Kind | None = requested  # type: ignore[assignment]  # a Kind: checked above
     try:
         found = resolve(header, columns, kind)
     except ColumnsError as error:

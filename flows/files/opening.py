@@ -9,12 +9,12 @@ disk, so a compressed file's progress is its compressed bytes read.
 from __future__ import annotations
 
 import gzip
+import io
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from flows.files.errors import FileImportError
 
@@ -74,12 +74,13 @@ class DataFile:
         except OSError as error:
             raise FileImportError(self.path, f"cannot open it: {error}") from error
         try:
-            stream: BinaryIO
+            stream: io.BufferedIOBase
             if self.compression == "gzip":
-                stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+                stream = gzip.GzipFile(fileobj=raw, mode="rb")
             elif self.compression == "zip":
                 archive = zipfile.ZipFile(raw)
-                stream = archive.open(_zip_member(self.path, archive))  # type: ignore[assignment]
+                member = _zip_member(self.path, archive)
+                stream = archive.open(member)  # type: ignore[assignment]  # typeshed says IO[bytes]
             else:
                 stream = raw
             yield Reading(self, stream, raw)
@@ -92,8 +93,8 @@ class Reading:
     """An open data file: `stream` is its decompressed content."""
 
     file: DataFile
-    stream: BinaryIO
-    raw: BinaryIO
+    stream: io.BufferedIOBase
+    raw: io.BufferedIOBase
 
     def consumed(self) -> int:
         """Bytes of the file on disk read so far."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import polars as pl
+from polars.expr.whenthen import ChainedThen, Then
 
 from flows.files.layouts import BINANCE_KLINES
 from flows.files.timestamps import ns_expr
@@ -84,7 +85,7 @@ def _bad(checks: Checks) -> pl.Expr:
 
 
 def _reasons(checks: Checks) -> pl.Expr:
-    expr = pl.when(checks[0][0]).then(checks[0][1])
+    expr: Then | ChainedThen = pl.when(checks[0][0]).then(checks[0][1])
     for condition, reason in checks[1:]:
         expr = expr.when(condition).then(reason)
     return expr.otherwise(pl.lit("a field does not read"))

@@ -26,6 +26,8 @@ import math
 import numpy as np
 from numba import njit
 
+from market.arrays import Floats, Ints
+
 # Indicator kinds.
 SMA, EMA, WMA, RSI, MACD, BBANDS, ATR, STOCH, OBV, ROC, CCI, VWAP = range(12)
 
@@ -62,7 +64,7 @@ def _wrap(i: int, size: int) -> int:
 
 @njit(cache=True, nogil=True)
 def _fsum_ring(
-    f: np.ndarray, base: int, head: int, count: int, size: int, weighted: bool, p: np.ndarray
+    f: Floats, base: int, head: int, count: int, size: int, weighted: bool, p: Floats
 ) -> float:
     """`math.fsum` of the `count` values of the ring `f[base:base + size]` from its head
     (times 1, 2, ... when `weighted`), with `p` as room for the partials."""
@@ -147,7 +149,7 @@ def _sum_end(total: float, c: float) -> float:
 
 @njit(cache=True, nogil=True)
 def _rw_push(
-    f: np.ndarray, s: np.ndarray, fo: int, io: int, size: int, x: float, p: np.ndarray
+    f: Floats, s: Ints, fo: int, io: int, size: int, x: float, p: Floats
 ) -> None:
     """Append `x` to the window at (`fo`, `io`), dropping the oldest value once it is full;
     its total is summed afresh (fsum) once every `size` pushes, else updated."""
@@ -171,12 +173,12 @@ def _rw_push(
 
 
 @njit(cache=True, nogil=True)
-def _rw_mean(f: np.ndarray, s: np.ndarray, fo: int, io: int, size: int) -> float:
+def _rw_mean(f: Floats, s: Ints, fo: int, io: int, size: int) -> float:
     return f[fo] / size if s[io] == size else _NAN
 
 
 @njit(cache=True, nogil=True)
-def _ring_at(f: np.ndarray, s: np.ndarray, fo: int, io: int, size: int, k: int) -> float:
+def _ring_at(f: Floats, s: Ints, fo: int, io: int, size: int, k: int) -> float:
     """The k-th oldest value of the window at (`fo`, `io`); negative k counts from the newest."""
     if k < 0:
         k += s[io]
@@ -184,7 +186,7 @@ def _ring_at(f: np.ndarray, s: np.ndarray, fo: int, io: int, size: int, k: int) 
 
 
 @njit(cache=True, nogil=True)
-def _ewm_push(f: np.ndarray, at: int, alpha: float, keep: float, norm: float, x: float) -> float:
+def _ewm_push(f: Floats, at: int, alpha: float, keep: float, norm: float, x: float) -> float:
     """pandas' `ewm(alpha, adjust=False).mean()` step: the first value seeds the average;
     later ones fold in as `(keep * avg + alpha * x) / norm`, skipped when `x == avg`."""
     value = f[at]
@@ -197,7 +199,7 @@ def _ewm_push(f: np.ndarray, at: int, alpha: float, keep: float, norm: float, x:
 
 @njit(cache=True, nogil=True)
 def _sewm_push(
-    f: np.ndarray, s: np.ndarray, fo: int, io: int, length: int, w: np.ndarray, wo: int,
+    f: Floats, s: Ints, fo: int, io: int, length: int, w: Floats, wo: int,
     x: float,
 ) -> float:
     """An EWM (weights `w[wo:wo + 3]`) seeded with the mean of its first `length` inputs,
@@ -230,9 +232,9 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 @njit(cache=True, nogil=True)
 def _fold_window(
-    code: np.ndarray, w: np.ndarray, floats: np.ndarray, ints: np.ndarray, rows: np.ndarray,
-    ts: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-    volume: np.ndarray, n: int, out: np.ndarray, emit: bool, p: np.ndarray,
+    code: Ints, w: Floats, floats: Floats, ints: Ints, rows: Ints,
+    ts: Ints, high: Floats, low: Floats, close: Floats,
+    volume: Floats, n: int, out: Floats, emit: bool, p: Floats,
 ) -> None:
     """SMA, BBANDS (over the close) and CCI (over the typical price): a rolling window."""
     kind, fo, io, o, a = code[C_KIND], code[C_F], code[C_I], code[C_OUT], code[C_A]
@@ -253,7 +255,7 @@ def _fold_window(
 
 @njit(cache=True, nogil=True)
 def _bbands_outputs(
-    f: np.ndarray, s: np.ndarray, fo: int, io: int, a: int, std: float, out: np.ndarray, o: int
+    f: Floats, s: Ints, fo: int, io: int, a: int, std: float, out: Floats, o: int
 ) -> None:
     if s[io] != a:
         for k in range(5):
@@ -283,7 +285,7 @@ def _bbands_outputs(
 
 
 @njit(cache=True, nogil=True)
-def _cci_output(f: np.ndarray, s: np.ndarray, fo: int, io: int, a: int) -> float:
+def _cci_output(f: Floats, s: Ints, fo: int, io: int, a: int) -> float:
     if s[io] != a:
         return _NAN
     mean = f[fo] / a
@@ -299,9 +301,9 @@ def _cci_output(f: np.ndarray, s: np.ndarray, fo: int, io: int, a: int) -> float
 
 @njit(cache=True, nogil=True)
 def _fold_averages(
-    code: np.ndarray, w: np.ndarray, floats: np.ndarray, ints: np.ndarray, rows: np.ndarray,
-    ts: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-    volume: np.ndarray, n: int, out: np.ndarray, emit: bool, p: np.ndarray,
+    code: Ints, w: Floats, floats: Floats, ints: Ints, rows: Ints,
+    ts: Ints, high: Floats, low: Floats, close: Floats,
+    volume: Floats, n: int, out: Floats, emit: bool, p: Floats,
 ) -> None:
     """EMA of the close and ATR: a seeded EWM (ATR's floats end with the previous close);
     MACD: three of them (floats [fast, slow, signal, line])."""
@@ -342,9 +344,9 @@ def _fold_averages(
 
 @njit(cache=True, nogil=True)
 def _fold_wma(
-    code: np.ndarray, w: np.ndarray, floats: np.ndarray, ints: np.ndarray, rows: np.ndarray,
-    ts: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-    volume: np.ndarray, n: int, out: np.ndarray, emit: bool, p: np.ndarray,
+    code: Ints, w: Floats, floats: Floats, ints: Ints, rows: Ints,
+    ts: Ints, high: Floats, low: Floats, close: Floats,
+    volume: Floats, n: int, out: Floats, emit: bool, p: Floats,
 ) -> None:
     """WMA: floats [plain sum, weighted sum, ring...], ints [count, head, pushes since the
     refresh]."""
@@ -376,9 +378,9 @@ def _fold_wma(
 
 @njit(cache=True, nogil=True)
 def _fold_rsi(
-    code: np.ndarray, w: np.ndarray, floats: np.ndarray, ints: np.ndarray, rows: np.ndarray,
-    ts: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-    volume: np.ndarray, n: int, out: np.ndarray, emit: bool, p: np.ndarray,
+    code: Ints, w: Floats, floats: Floats, ints: Ints, rows: Ints,
+    ts: Ints, high: Floats, low: Floats, close: Floats,
+    volume: Floats, n: int, out: Floats, emit: bool, p: Floats,
 ) -> None:
     """RSI: floats [gain EWM, loss EWM, previous close], ints [changes seen]."""
     fo, io, o, a = code[C_F], code[C_I], code[C_OUT], code[C_A]
@@ -402,9 +404,9 @@ def _fold_rsi(
 
 @njit(cache=True, nogil=True)
 def _fold_stoch(
-    code: np.ndarray, w: np.ndarray, floats: np.ndarray, ints: np.ndarray, rows: np.ndarray,
-    ts: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-    volume: np.ndarray, n: int, out: np.ndarray, emit: bool, p: np.ndarray,
+    code: Ints, w: Floats, floats: Floats, ints: Ints, rows: Ints,
+    ts: Ints, high: Floats, low: Floats, close: Floats,
+    volume: Floats, n: int, out: Floats, emit: bool, p: Floats,
 ) -> None:
     """Stochastic: floats [%K, highs ring (k), lows ring (k), %K window (smooth_k), %D window
     (d)], ints [count, head, %K window, %D window]."""
@@ -452,9 +454,9 @@ def _fold_stoch(
 
 @njit(cache=True, nogil=True)
 def _fold_volume(
-    code: np.ndarray, w: np.ndarray, floats: np.ndarray, ints: np.ndarray, rows: np.ndarray,
-    ts: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-    volume: np.ndarray, n: int, out: np.ndarray, emit: bool, p: np.ndarray,
+    code: Ints, w: Floats, floats: Floats, ints: Ints, rows: Ints,
+    ts: Ints, high: Floats, low: Floats, close: Floats,
+    volume: Floats, n: int, out: Floats, emit: bool, p: Floats,
 ) -> None:
     """OBV: floats [previous close, total]; VWAP: floats [notional, volume], ints [has a
     day, day]."""
@@ -487,9 +489,9 @@ def _fold_volume(
 
 @njit(cache=True, nogil=True)
 def _fold_roc(
-    code: np.ndarray, w: np.ndarray, floats: np.ndarray, ints: np.ndarray, rows: np.ndarray,
-    ts: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-    volume: np.ndarray, n: int, out: np.ndarray, emit: bool, p: np.ndarray,
+    code: Ints, w: Floats, floats: Floats, ints: Ints, rows: Ints,
+    ts: Ints, high: Floats, low: Floats, close: Floats,
+    volume: Floats, n: int, out: Floats, emit: bool, p: Floats,
 ) -> None:
     """ROC: floats [ring of length + 1 closes], ints [count, head]."""
     fo, io, o, a = code[C_F], code[C_I], code[C_OUT], code[C_A]
@@ -517,10 +519,10 @@ def _fold_roc(
 
 @njit(cache=True, nogil=True)
 def fold_rows(
-    codes: np.ndarray, constants: np.ndarray, scratch: int,
-    state_f: np.ndarray, state_i: np.ndarray, rows: np.ndarray, ts: np.ndarray,
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray,
-    out: np.ndarray, emit: bool,
+    codes: Ints, constants: Floats, scratch: int,
+    state_f: Floats, state_i: Ints, rows: Ints, ts: Ints,
+    high: Floats, low: Floats, close: Floats, volume: Floats,
+    out: Floats, emit: bool,
 ) -> int:
     """Fold candle r into the series of state row `rows[r]`, in order, and (when `emit`)
     write every output after it to `out[r]`. A candle not after its series' previous one
@@ -558,8 +560,8 @@ def fold_rows(
 
 @njit(cache=True, nogil=True)
 def fold_one(
-    codes: np.ndarray, constants: np.ndarray, scratch: int, f: np.ndarray, s: np.ndarray,
-    ts: int, high: float, low: float, close: float, volume: float, out: np.ndarray,
+    codes: Ints, constants: Floats, scratch: int, f: Floats, s: Ints,
+    ts: int, high: float, low: float, close: float, volume: float, out: Floats,
 ) -> bool:
     """Fold one candle into one series' state rows and write its outputs to `out`; False
     (and nothing changed) when it does not come after the series' previous candle."""

@@ -13,9 +13,11 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from market.arrays import Floats, Ints
 from market.indicators import kernel
 from market.indicators.base import (
     STATE_FORMAT,
@@ -56,11 +58,11 @@ class Program:
 
     parts: tuple[Part, ...]
     keys: tuple[str, ...]
-    codes: np.ndarray
-    constants: np.ndarray
+    codes: Ints
+    constants: Floats
     scratch: int
-    initial_f: np.ndarray = field(repr=False)
-    initial_i: np.ndarray = field(repr=False)
+    initial_f: Floats = field(repr=False)
+    initial_i: Ints = field(repr=False)
 
     @property
     def width(self) -> int:
@@ -114,11 +116,11 @@ class SeriesFold:
         self.state_i = program.initial_i.copy()
         self.outputs = np.full(program.width, math.nan)
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, object]:
         return {"format": STATE_FORMAT, "parts": self.program.parts, "f": self.state_f,
                 "i": self.state_i, "outputs": self.outputs}
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         check_format(state, "SeriesFold")
         self.program = _program(state["parts"])
         self.state_f, self.state_i, self.outputs = state["f"], state["i"], state["outputs"]

@@ -52,7 +52,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
 
     yield factory
     if request.param == "questdb" and opened:
-        opened[0].drop_tables()  # type: ignore[attr-defined]
+        opened[0].drop_tables()  # type: ignore[attr-defined]  # the QuestDB store, by the param
     for store in opened:
         store.close()
 

@@ -171,7 +171,7 @@ def store_answering(*answers: list[tuple]) -> tuple[QuestDBStore, list[str]]:
         asked.append(sql)
         return answers[min(len(asked), len(answers)) - 1]
 
-    store._query = query  # type: ignore[method-assign]
+    store._query = query  # type: ignore[method-assign]  # a recording stand-in for the query
     return store, asked
 
 

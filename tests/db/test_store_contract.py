@@ -36,7 +36,7 @@ def candle(
 
 
 def minutes(n: int, **kwargs: object) -> list[Candle]:
-    return [candle(T0 + i * M, float(i), **kwargs) for i in range(n)]  # type: ignore[arg-type]
+    return [candle(T0 + i * M, float(i), **kwargs) for i in range(n)]  # type: ignore[arg-type]  # test overrides: each a real field
 
 
 # Candles ------------------------------------------------------------------------------------
@@ -399,7 +399,7 @@ def record(id: str, created_ns: int, **changes: object) -> BacktestRecord:
         spec_json='{"fast": 10, "slow": 30}',
     )
     fields.update(changes)
-    return BacktestRecord(**fields)  # type: ignore[arg-type]
+    return BacktestRecord(**fields)  # type: ignore[arg-type]  # test overrides: each a real field
 
 
 def trades_frame(n: int) -> pl.DataFrame:

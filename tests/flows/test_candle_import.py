@@ -28,7 +28,7 @@ CANDLES = [  # prices on a cent tick, as an exchange prints them
 
 
 def import_candle_files(files: list[Path], data: Path, **options: object) -> CandleImportReport:
-    read = ReadOptions(symbol=MARKET.symbol, **options)  # type: ignore[arg-type]
+    read = ReadOptions(symbol=MARKET.symbol, **options)  # type: ignore[arg-type]  # test overrides: each a real field
     sources = [inspect_file(path, read) for path in files]
     store = SqliteStore(data / "candlegraph.sqlite")
     try:
@@ -42,7 +42,7 @@ def as_read(candles: list[Candle]) -> dict[tuple[str, int], Candle]:
     """The klines as stored: VWAP is their quote volume over their volume."""
     return {
         (c.timeframe, c.ts): msgspec.structs.replace(
-            c, vwap=float(repr(c.vwap * c.volume)) / c.volume  # type: ignore[operator]
+            c, vwap=float(repr(c.vwap * c.volume)) / c.volume  # type: ignore[operator]  # these candles all have a vwap
         )
         for c in candles
     }

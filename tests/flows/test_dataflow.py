@@ -27,12 +27,12 @@ DATA = Path(__file__).with_name("data")
 def run(messages: list[RawMessage], **options: object) -> list[FlowOutput]:
     out: list[FlowOutput] = []
     flow = build_flow(
-        TestingSource(messages, batch_size=options.pop("batch_size", 1)),  # type: ignore[arg-type]
+        TestingSource(messages, batch_size=options.pop("batch_size", 1)),  # type: ignore[arg-type]  # test overrides: each a real option
         TestingSink(out),
-        timeframes=parse_timeframes(options.pop("timeframes", "1s,1m")),  # type: ignore[arg-type]
+        timeframes=parse_timeframes(options.pop("timeframes", "1s,1m")),  # type: ignore[arg-type]  # test overrides: each a real option
         now_ns=lambda: T0 + 3600 * S,
         flush_at_eof=True,
-        **options,  # type: ignore[arg-type]
+        **options,  # type: ignore[arg-type]  # test overrides: each a real option
     )
     run_main(flow)
     return out
@@ -148,7 +148,7 @@ def options(**changes: object) -> FlowOptions:
         spike_filter=SpikeFilter(), max_future_ns=60 * S, flush_at_eof=False,
         now_ns=lambda: T0 + 3600 * S,
     )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]  # test overrides: each a real field
 
 
 def test_a_snapshot_resumes_only_with_the_timeframes_it_was_taken_with() -> None:

@@ -23,7 +23,7 @@ async def publish(nc: Client, count: int, *, start: int = 0, size: int = 100) ->
 
 
 def build(nats_server: NatsServer, **options: object) -> _JetStreamPartition:
-    source = JetStreamSource(nats_server.url, **options)  # type: ignore[arg-type]
+    source = JetStreamSource(nats_server.url, **options)  # type: ignore[arg-type]  # test overrides: each a real keyword
     return source.build_part("read_trades", "TRADES", None)
 
 

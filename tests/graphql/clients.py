@@ -1,4 +1,5 @@
-"""Clients for tests: GraphQL over a websocket (both protocols), and a Prometheus scrape."""
+"""Clients for tests: GraphQL over HTTP and over a websocket (both protocols), and a Prometheus
+scrape."""
 
 from __future__ import annotations
 
@@ -11,8 +12,18 @@ import httpx
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.servers import UvicornServer
+
 TRANSPORT_WS = "graphql-transport-ws"
 LEGACY_WS = "graphql-ws"
+
+
+def post(api: UvicornServer, query: str, **variables: Any) -> dict[str, Any]:
+    """POST one GraphQL request to `api`; the decoded response body."""
+    response = httpx.post(
+        f"{api.url}/graphql", json={"query": query, "variables": variables}, timeout=30
+    )
+    return response.json()
 
 
 class GraphQLWs:
@@ -42,7 +53,7 @@ class GraphQLWs:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect((host, int(port)))
         ws = await websockets.connect(
-            f"{base_url}/graphql", sock=sock, subprotocols=[protocol],  # type: ignore[list-item]
+            f"{base_url}/graphql", sock=sock, subprotocols=[protocol],  # type: ignore[list-item]  # websockets wants its Subprotocol NewType
             additional_headers=headers, compression=None, max_queue=1 if stalled else 1024,
         )
         client = cls(ws, protocol)

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from typing import Any
-
-import httpx
 
 from graphql_schema.types import to_datetime
 from market.messages import Candle
 from market.timeframes import Timeframe
-from tests.servers import UvicornServer
 
 S = 1_000_000_000
 MINUTE = 60 * S
@@ -56,10 +52,10 @@ def aggregate(candles: Iterable[Candle], timeframe: str) -> list[Candle]:
         volume = sum(c.volume for c in group)
         # A count or VWAP is known for the bucket only if it is for every candle in it.
         counts = [c.trades for c in group]
-        trades = None if None in counts else sum(counts)  # type: ignore[arg-type]
+        trades = None if None in counts else sum(counts)  # type: ignore[arg-type]  # no None left: checked just before
         vwap = None
         if all(c.vwap is not None for c in group):
-            notional = sum(c.vwap * c.volume for c in group)  # type: ignore[operator]
+            notional = sum(c.vwap * c.volume for c in group)  # type: ignore[operator]  # every vwap is a float: checked above
             vwap = notional / volume if volume > 0 else group[-1].close
         result.append(Candle(
             group[0].exchange, group[0].symbol, timeframe, bucket, group[0].open,
@@ -67,14 +63,6 @@ def aggregate(candles: Iterable[Candle], timeframe: str) -> list[Candle]:
             trades, vwap, all(c.closed for c in group) and bucket + width.ns <= source_end,
         ))
     return result
-
-
-def post(api: UvicornServer, query: str, **variables: Any) -> dict[str, Any]:
-    """POST one GraphQL request; the decoded response body."""
-    response = httpx.post(
-        f"{api.url}/graphql", json={"query": query, "variables": variables}, timeout=30
-    )
-    return response.json()
 
 
 def iso(ts_ns: int) -> str:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import nats
 import pytest
 import websockets
 from nats.aio.client import Client
@@ -19,8 +18,8 @@ from server.auth import ApiKeys, Gate, digest
 from server.ratelimit import Rate
 from tests.conditions import eventually
 from tests.graphql.clients import LEGACY_WS, TRANSPORT_WS, GraphQLWs, errors_of, metric
-from tests.graphql.live import LiveApi, S, closed_candle, serve
-from tests.servers import NatsServer, UvicornServer
+from tests.graphql.live import S, closed_candle, serve
+from tests.servers import LiveApi, NatsServer, UvicornServer
 
 KEY = "cg_alice_test_key_not_a_secret"
 KEYS = (f"alice:{digest(KEY)}", f"bob:{digest('cg_bob_test_key')}")
@@ -50,13 +49,6 @@ def open_api(
                    [closed_candle("SOL-USDT", T0)], api_keys=KEYS)
     yield server
     server.stop()
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    yield client
-    await client.drain()
 
 
 def post(api: LiveApi | UvicornServer, query: str, key: str | None = None,
@@ -156,7 +148,7 @@ async def _open(api: LiveApi) -> bool:
 
 async def test_a_wrong_key_in_connection_init_closes_the_websocket(open_api: LiveApi) -> None:
     async with websockets.connect(
-        f"{open_api.ws_url}/graphql", subprotocols=[TRANSPORT_WS]  # type: ignore[list-item]
+        f"{open_api.ws_url}/graphql", subprotocols=[TRANSPORT_WS]  # type: ignore[list-item]  # websockets wants its Subprotocol NewType
     ) as ws:
         await ws.send(json.dumps({"type": "connection_init",
                                   "payload": {"Authorization": "Bearer cg_guessed"}}))
@@ -165,7 +157,7 @@ async def test_a_wrong_key_in_connection_init_closes_the_websocket(open_api: Liv
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
 
     async with websockets.connect(
-        f"{open_api.ws_url}/graphql", subprotocols=[LEGACY_WS]  # type: ignore[list-item]
+        f"{open_api.ws_url}/graphql", subprotocols=[LEGACY_WS]  # type: ignore[list-item]  # websockets wants its Subprotocol NewType
     ) as ws:
         await ws.send(json.dumps({"type": "connection_init",
                                   "payload": {"authorization": "Bearer cg_guessed"}}))
@@ -189,11 +181,11 @@ async def test_a_key_regains_mutations_at_its_rate() -> None:
     schema = build_schema()
 
     async def cancel() -> str:
-        context = Context(store=None, feed=None, limits=Limits(timeframes=("1s",)),  # type: ignore[arg-type]
+        context = Context(store=None, feed=None, limits=Limits(timeframes=("1s",)),  # type: ignore[arg-type]  # never read: the guard refuses first
                           access=gate.caller(f"Bearer {KEY}"))
         result = await schema.execute(MUTATION, context_value=context)
         assert result.errors is not None
-        return str(result.errors[0].extensions["code"])  # type: ignore[index]
+        return str(result.errors[0].extensions["code"])  # type: ignore[index]  # a refusal always has extensions
 
     assert [await cancel() for _ in range(4)][-1] == "RATE_LIMITED"
     clock.now += 19.9  # one token takes 20 s to come back

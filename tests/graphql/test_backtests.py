@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 import websockets
@@ -22,6 +21,7 @@ from strategies.registry import list_strategies
 from strategies.result import BacktestResult, Metrics
 from strategies.runner import run_backtest
 from strategies.spec import BacktestSpec
+from tests.graphql.clients import post
 from tests.servers import NatsServer, UvicornServer
 from tests.walks import MINUTE, T0, minute_walk
 
@@ -65,13 +65,6 @@ def api(settings: Settings) -> Iterator[UvicornServer]:
     server = UvicornServer(create_app(settings))
     yield server
     server.stop()
-
-
-def post(api: UvicornServer, query: str, **variables: Any) -> dict[str, Any]:
-    response = httpx.post(
-        f"{api.url}/graphql", json={"query": query, "variables": variables}, timeout=30
-    )
-    return response.json()
 
 
 def data(api: UvicornServer, query: str, **variables: Any) -> dict[str, Any]:

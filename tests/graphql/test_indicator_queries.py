@@ -15,7 +15,8 @@ from db.sqlite import SqliteStore
 from market.messages import Candle
 from server.app import create_app
 from server.settings import Settings
-from tests.graphql.market_data import MINUTE, T0, aggregate, iso, post, walk
+from tests.graphql.clients import post
+from tests.graphql.market_data import MINUTE, T0, aggregate, iso, walk
 from tests.servers import NatsServer, UvicornServer
 
 with warnings.catch_warnings():

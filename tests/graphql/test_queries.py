@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
 from graphql_schema.schema import build_schema
+from tests.graphql.clients import post
 from tests.graphql.conftest import sample_candles
 from tests.servers import UvicornServer
 
 CANDLE_FIELDS = "ts open high low close volume trades vwap closed"
-
-
-def post(api: UvicornServer, query: str, **variables: Any) -> dict[str, Any]:
-    response = httpx.post(f"{api.url}/graphql", json={"query": query, "variables": variables})
-    return response.json()
 
 
 def test_candles_query_returns_the_newest_candles_oldest_first(api: UvicornServer) -> None:

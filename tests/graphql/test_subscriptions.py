@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 
-import nats
 import pytest
 from nats.aio.client import Client
 
@@ -17,7 +16,8 @@ from db.sqlite import SqliteStore
 from market.messages import Candle, encode
 from tests.conditions import eventually
 from tests.graphql.clients import LEGACY_WS, TRANSPORT_WS, GraphQLWs, errors_of, metric
-from tests.graphql.live import LiveApi, MonitoredNats, S, closed_candle, iso, serve
+from tests.graphql.live import S, closed_candle, iso, serve
+from tests.servers import LiveApi, NatsServer
 
 T0 = 1_700_000_040 * S  # 2023-11-14T22:14:00Z
 FIELDS = "ts close volume trades closed"
@@ -37,15 +37,15 @@ def forming(symbol: str, ts_ns: int, trades: int) -> Candle:
 
 
 @pytest.fixture(scope="module")
-def monitored_nats() -> Iterator[MonitoredNats]:
-    server = MonitoredNats()
+def monitored_nats() -> Iterator[NatsServer]:
+    server = NatsServer(monitor=True)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
 def live(
-    tmp_path_factory: pytest.TempPathFactory, monitored_nats: MonitoredNats
+    tmp_path_factory: pytest.TempPathFactory, monitored_nats: NatsServer
 ) -> Iterator[LiveApi]:
     stored = [closed_candle(symbol, T0 + i * S, trades=i + 1)
               for symbol in SYMBOLS for i in range(10)]
@@ -58,10 +58,9 @@ def live(
 
 
 @pytest.fixture
-async def nc(monitored_nats: MonitoredNats) -> AsyncIterator[Client]:
-    client = await nats.connect(monitored_nats.url)
-    yield client
-    await client.drain()
+def nats_url(monitored_nats: NatsServer) -> str:
+    """`nc` (tests/conftest.py) connects to this module's server."""
+    return monitored_nats.url
 
 
 @pytest.fixture(autouse=True)
@@ -183,7 +182,7 @@ async def test_a_stalled_subscriber_gets_the_latest_candle_and_never_holds_up_a_
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
 async def test_the_shared_nats_subscription_is_dropped_when_the_last_client_leaves(
-    live: LiveApi, monitored_nats: MonitoredNats, protocol: str
+    live: LiveApi, monitored_nats: NatsServer, protocol: str
 ) -> None:
     subject = "candles.sim.DOT-USDT.1s"
     first = await GraphQLWs.connect(live.ws_url, protocol=protocol)
@@ -204,7 +203,7 @@ async def test_the_shared_nats_subscription_is_dropped_when_the_last_client_leav
     await eventually(lambda: _not_subscribed(monitored_nats, subject), what="UNSUB at NATS")
 
 
-async def _not_subscribed(monitored_nats: MonitoredNats, subject: str) -> bool:
+async def _not_subscribed(monitored_nats: NatsServer, subject: str) -> bool:
     return subject not in monitored_nats.subscriptions()
 
 

@@ -237,10 +237,10 @@ def test_a_book_pickled_mid_stream_continues_bit_for_bit() -> None:
                          ids=type)
 def test_pickled_state_of_another_layout_is_refused(state: object) -> None:
     # What the pure-Python engine pickled carried no format (1).
-    old = {k: v for k, v in state.__getstate__().items() if k != "format"}  # type: ignore[attr-defined]
+    old = {k: v for k, v in state.__getstate__().items() if k != "format"}  # type: ignore[attr-defined]  # each parametrized state pickles
     blank = type(state).__new__(type(state))
     with pytest.raises(IndicatorStateError, match="state of format 1; this version reads"):
-        blank.__setstate__(old)  # type: ignore[attr-defined]
+        blank.__setstate__(old)  # type: ignore[attr-defined]  # each parametrized state pickles
 
 
 if __name__ == "__main__":

@@ -36,8 +36,7 @@ from strategies.runner import run_backtest
 from strategies.spec import BacktestSpec
 from strategies.sweep import plan_sweep, run_serially
 from tests.conditions import eventually, wait_until
-from tests.graphql.clients import GraphQLWs
-from tests.graphql.market_data import post
+from tests.graphql.clients import GraphQLWs, post
 from tests.servers import NatsServer, UvicornServer
 from tests.walks import MINUTE, T0, minute_walk
 
@@ -357,7 +356,7 @@ async def test_a_job_that_always_kills_its_worker_fails_after_the_last_attempt(
     id = submit(cluster.a, ema_input("ETH-USDT", LONG_BARS))
     for attempt in (1, 2):
         holding = wait_until(
-            lambda attempt=attempt: (r := record(settings, id)).status == "RUNNING"  # type: ignore[misc]
+            lambda attempt=attempt: (r := record(settings, id)).status == "RUNNING"  # type: ignore[misc]  # mypy cannot type a lambda's default
             and r.attempt == attempt and r, timeout_s=120, what=f"attempt {attempt} to start",
         )
         cluster.holder(holding).kill()

@@ -12,7 +12,8 @@ from nats.aio.client import Client
 from graphql_schema.errors import SlowConsumer
 from market.messages import Candle, encode
 from server.fanout import CandleFanout, Mailbox
-from tests.graphql.live import MonitoredNats, S, closed_candle
+from tests.graphql.live import S, closed_candle
+from tests.servers import NatsServer
 
 T0 = 1_700_000_040 * S
 SUBJECT = "candles.sim.SOL-USDT.1s"
@@ -23,24 +24,23 @@ def update(ts_s: int, trades: int) -> Candle:
 
 
 @pytest.fixture(scope="module")
-def monitored_nats() -> Iterator[MonitoredNats]:
-    server = MonitoredNats()
+def monitored_nats() -> Iterator[NatsServer]:
+    server = NatsServer(monitor=True)
     yield server
     server.stop()
 
 
 @pytest.fixture
-async def server_nc(monitored_nats: MonitoredNats) -> AsyncIterator[Client]:
+async def server_nc(monitored_nats: NatsServer) -> AsyncIterator[Client]:
     client = await nats.connect(monitored_nats.url, name="candlegraph-server")
     yield client
     await client.drain()
 
 
 @pytest.fixture
-async def publisher(monitored_nats: MonitoredNats) -> AsyncIterator[Client]:
-    client = await nats.connect(monitored_nats.url)
-    yield client
-    await client.drain()
+def nats_url(monitored_nats: NatsServer) -> str:
+    """`nc` (tests/conftest.py), the publisher, connects to this module's server."""
+    return monitored_nats.url
 
 
 async def drain(mailbox: Mailbox) -> list[Candle]:
@@ -70,14 +70,14 @@ async def test_a_full_mailbox_ends_its_reader_instead_of_losing_candles() -> Non
 
 
 async def test_subscribers_of_one_subject_share_one_nats_subscription(
-    server_nc: Client, publisher: Client, monitored_nats: MonitoredNats
+    server_nc: Client, nc: Client, monitored_nats: NatsServer
 ) -> None:
     fanout = CandleFanout(server_nc)
     async with fanout.subscribe("sim", "SOL-USDT", "1s") as first, \
             fanout.subscribe("sim", "SOL-USDT", "1s") as second:
         assert fanout.subscribers() == {SUBJECT: 2}
         assert monitored_nats.subscriptions().count(SUBJECT) == 1
-        await publisher.publish(SUBJECT, encode(update(1, 7)))
+        await nc.publish(SUBJECT, encode(update(1, 7)))
         async with asyncio.timeout(5):
             assert (await anext(first)).trades == 7
             assert (await anext(second)).trades == 7
@@ -87,7 +87,7 @@ async def test_subscribers_of_one_subject_share_one_nats_subscription(
 
 
 async def test_a_subscriber_that_gives_up_while_subscribing_leaves_nothing_behind(
-    server_nc: Client, monitored_nats: MonitoredNats
+    server_nc: Client, monitored_nats: NatsServer
 ) -> None:
     fanout = CandleFanout(server_nc)
     entered = asyncio.Event()
@@ -110,14 +110,14 @@ async def test_a_subscriber_that_gives_up_while_subscribing_leaves_nothing_behin
 
 
 async def test_a_subscriber_too_far_behind_is_ended_while_others_get_every_update(
-    server_nc: Client, publisher: Client
+    server_nc: Client, nc: Client
 ) -> None:
     fanout = CandleFanout(server_nc, capacity=3)
     async with fanout.subscribe("sim", "SOL-USDT", "1s") as reader, \
             fanout.subscribe("sim", "SOL-USDT", "1s") as idle:
         seen = []
         for second in range(5):
-            await publisher.publish(SUBJECT, encode(update(second, 1)))
+            await nc.publish(SUBJECT, encode(update(second, 1)))
             async with asyncio.timeout(5):
                 seen.append((await anext(reader)).ts)
         # Each message reached both mailboxes before `reader` woke up with it.

@@ -27,8 +27,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from server.processes import free_port
 from tests.conditions import wait_until
 from tests.graphql.clients import LEGACY_WS, GraphQLWs
-from tests.graphql.live import LiveApi, serve
-from tests.servers import NatsServer
+from tests.graphql.live import serve
+from tests.servers import LiveApi, NatsServer
 
 LIMIT = 16 * 1024
 MAX_MESSAGE = 2000  # graphql_schema.guard.MAX_MESSAGE_CHARS
@@ -169,7 +169,7 @@ async def test_memory_stays_bounded_under_silent_sockets_and_oversized_requests(
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env,
                             stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")),  # type: ignore[union-attr]
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")),  # type: ignore[union-attr]  # stderr=PIPE: never None
                               daemon=True)
     reader.start()
     url = f"http://127.0.0.1:{port}"
@@ -181,7 +181,7 @@ async def test_memory_stays_bounded_under_silent_sockets_and_oversized_requests(
             await client.post(f"{url}/graphql", json={"query": "{ symbols { symbol } }"})
             before = peak_rss_mb(proc.pid)
             silent = [await websockets.connect(f"ws://127.0.0.1:{port}/graphql",
-                                               subprotocols=[protocol])  # type: ignore[list-item]
+                                               subprotocols=[protocol])  # type: ignore[list-item]  # websockets wants its Subprotocol NewType
                       for protocol in ["graphql-ws", "graphql-transport-ws"] * 50]
             big = "x" * (8 * 1024 * 1024)
 

@@ -28,8 +28,8 @@ from tests.walks import minute_walk
 
 def run(tmp_path: Path, *paths: str, **fields: object) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    request = ImportRequest(tuple(paths), fields.pop("exchange", "binance"),  # type: ignore[arg-type]
-                            fields.pop("symbol", "BTC-USDT"), **fields)  # type: ignore[arg-type]
+    request = ImportRequest(tuple(paths), fields.pop("exchange", "binance"),  # type: ignore[arg-type]  # test overrides: each a real field
+                            fields.pop("symbol", "BTC-USDT"), **fields)  # type: ignore[arg-type]  # test overrides: each a real field
     settings = Settings(data_dir=tmp_path / "data", timeframes=("1s", "1m"))
     code = run_import(settings, request, out=out, err=err, progress=LogProgress())
     return code, out.getvalue(), err.getvalue()

@@ -13,11 +13,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 import websockets
 from nats.aio.client import Client
@@ -26,8 +25,8 @@ from market.messages import encode
 from server.processes import free_port
 from tests.conditions import eventually, wait_until
 from tests.graphql.clients import GraphQLWs, metric, scrape
-from tests.graphql.live import LiveApi, MonitoredNats, S, closed_candle, serve
-from tests.servers import NatsServer
+from tests.graphql.live import S, closed_candle, serve
+from tests.servers import LiveApi, NatsServer
 
 T0 = 1_700_000_040 * S
 ORIGIN = "https://charts.example.com"
@@ -41,13 +40,6 @@ def ops_api(
                    [closed_candle("SOL-USDT", T0)], cors_origins=(ORIGIN,))
     yield server
     server.stop()
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    yield client
-    await client.drain()
 
 
 def post(api: LiveApi, query: str, **headers: str) -> httpx.Response:
@@ -162,7 +154,7 @@ def test_without_cors_origins_no_cors_headers_are_sent(
 async def test_ready_turns_503_when_nats_goes_away_while_health_stays_up(
     tmp_path: Path,
 ) -> None:
-    own_nats = MonitoredNats()
+    own_nats = NatsServer(monitor=True)
     server = serve(tmp_path, own_nats.url)
     try:
         assert httpx.get(f"{server.url}/ready").status_code == 200
@@ -187,7 +179,7 @@ def test_serve_logs_json_lines_that_carry_the_request_id(
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env,
                             stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")),  # type: ignore[union-attr]
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")),  # type: ignore[union-attr]  # stderr=PIPE: never None
                               daemon=True)
     reader.start()
     url = f"http://127.0.0.1:{port}"

@@ -57,7 +57,7 @@ def system(tmp_path: Path) -> subprocess.Popen:
          "--port", str(port)],
         env=env,
     )
-    proc.port = port  # type: ignore[attr-defined]
+    proc.port = port  # type: ignore[attr-defined]  # the port rides along on the process
     yield proc
     if proc.poll() is None:
         proc.kill()
@@ -82,7 +82,7 @@ def candles(port: int) -> list[dict[str, object]]:
 async def test_up_serves_candles_streams_live_ones_and_stops_cleanly(
     system: subprocess.Popen,
 ) -> None:
-    port = system.port  # type: ignore[attr-defined]
+    port = system.port  # type: ignore[attr-defined]  # set by the fixture
     started = time.monotonic()
     rows = wait_until(lambda: candles(port), timeout_s=15, what="candles from `up`")
     print(f"first candle served {time.monotonic() - started:.1f} s after start")

@@ -21,8 +21,7 @@ from market.indicators import IndicatorSet
 from market.messages import Candle
 from server.settings import Settings
 from tests.browsers import require_chromium
-from tests.graphql.live import LiveApi
-from tests.servers import NatsServer
+from tests.servers import LiveApi, NatsServer
 from tests.walks import minute_walk
 
 playwright = pytest.importorskip("playwright.async_api")

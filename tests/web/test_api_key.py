@@ -12,8 +12,7 @@ import pytest
 from db.sqlite import SqliteStore
 from server.auth import digest
 from server.settings import Settings
-from tests.graphql.live import LiveApi
-from tests.servers import NatsServer
+from tests.servers import LiveApi, NatsServer
 from tests.walks import minute_walk
 from tests.web.conftest import ClientPage
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from server.app import STATIC
-from tests.graphql.live import LiveApi
+from tests.servers import LiveApi
 
 WEB = STATIC / "web"
 

@@ -9,10 +9,9 @@ import re
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from tests.conditions import wait_until
-from tests.graphql.live import LiveApi
+from tests.graphql.clients import post
+from tests.servers import LiveApi
 from tests.web.conftest import LONG_SYMBOL, ClientPage
 
 METRICS = ("totalReturn cagr annualVolatility sharpe sortino calmar maxDrawdown "
@@ -20,11 +19,6 @@ METRICS = ("totalReturn cagr annualVolatility sharpe sortino calmar maxDrawdown 
            "expectancy averageWin averageLoss bestTrade worstTrade totalFees startingEquity "
            "finalEquity barCount")
 RUN = "mutation($input: BacktestInput!) { runBacktest(input: $input) { id } }"
-
-
-def post(site: LiveApi, query: str, **variables: Any) -> dict[str, Any]:
-    return httpx.post(f"{site.url}/graphql", json={"query": query, "variables": variables},
-                      timeout=30).json()
 
 
 def api_data(site: LiveApi, query: str, **variables: Any) -> dict[str, Any]:
@@ -74,7 +68,7 @@ async def test_a_backtest_run_from_the_page_succeeds_with_the_apis_metrics_and_t
     await client_page.page.locator(
         "#backtest .progress .status[data-status=SUCCEEDED]").wait_for(timeout=60_000)
     await client_page.until("() => document.querySelector('#results').dataset.markers")
-    id = re.search(r"id=([^&]+)", client_page.page.url).group(1)  # type: ignore[union-attr]
+    id = re.search(r"id=([^&]+)", client_page.page.url).group(1)  # type: ignore[union-attr]  # the page URL carries an id
 
     run = api_data(history_site, f"query($id: ID!) {{ backtest(id: $id) {{ status params "
                                  f"timeframe metrics {{ {METRICS} }} }} }}", id=id)["backtest"]
@@ -143,7 +137,7 @@ async def test_a_running_backtest_is_cancelled_from_the_page(
     await cancel.click()
     await client_page.page.locator(
         "#backtest .status[data-status=CANCELLED]").wait_for(timeout=30_000)
-    id = re.search(r"id=([^&]+)", client_page.page.url).group(1)  # type: ignore[union-attr]
+    id = re.search(r"id=([^&]+)", client_page.page.url).group(1)  # type: ignore[union-attr]  # the page URL carries an id
     status = api_data(history_site, "query($id: ID!) { backtest(id: $id) { status metrics "
                                     "{ tradeCount } } }", id=id)["backtest"]
     assert status == {"status": "CANCELLED", "metrics": None}

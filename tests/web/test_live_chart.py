@@ -10,10 +10,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import nats
 import pytest
 from nats.aio.client import Client
 
@@ -24,8 +23,7 @@ from market.messages import Candle, Trade
 from server.settings import Settings
 from tests.conditions import wait_until
 from tests.flows.flow_runs import start_flow
-from tests.graphql.live import LiveApi
-from tests.servers import NatsServer
+from tests.servers import LiveApi, NatsServer
 from tests.web.conftest import ClientPage
 
 S = 1_000_000_000
@@ -68,11 +66,15 @@ def live_site(live_settings: Settings, flow: subprocess.Popen) -> Iterator[list[
 
 
 @pytest.fixture
-async def nc(web_nats: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(web_nats.url)
-    await ensure_streams(client.jetstream())
-    yield client
-    await client.drain()
+def nats_url(web_nats: NatsServer) -> str:
+    """`nc` (tests/conftest.py) connects to the web tests' server."""
+    return web_nats.url
+
+
+@pytest.fixture
+async def trades(nc: Client) -> Trades:
+    await ensure_streams(nc.jetstream())
+    return Trades(nc)
 
 
 class Trades:
@@ -100,9 +102,8 @@ async def open_live(client: ClientPage, site: LiveApi, trades: Trades) -> None:
 
 
 async def test_a_trade_published_on_nats_shows_on_the_chart_within_a_second(
-    client_page: ClientPage, live_site: list[LiveApi], nc: Client
+    client_page: ClientPage, live_site: list[LiveApi], trades: Trades
 ) -> None:
-    trades = Trades(nc)
     await open_live(client_page, live_site[-1], trades)
     started = time.monotonic()
     await trades.publish(131.5)
@@ -113,9 +114,9 @@ async def test_a_trade_published_on_nats_shows_on_the_chart_within_a_second(
 
 
 async def test_after_the_connection_drops_the_chart_resumes_without_a_gap(
-    client_page: ClientPage, live_site: list[LiveApi], live_settings: Settings, nc: Client
+    client_page: ClientPage, live_site: list[LiveApi], live_settings: Settings,
+    trades: Trades,
 ) -> None:
-    trades = Trades(nc)
     await open_live(client_page, live_site[-1], trades)
     first_ts = await client_page.js("() => candlegraph.market.chart.candles.data().at(-1).time")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.graphql.live import LiveApi
+from tests.servers import LiveApi
 from tests.web.conftest import HISTORY_BARS, ClientPage
 
 ROUTE = "#/market?exchange=sim&symbol=BTC-USDT&timeframe=1m&bars=1000"
