@@ -42,7 +42,7 @@ class LongShortConfig(LongFlatConfig, frozen=True, kw_only=True):
     for long/flat strategies. Subclasses add their parameters."""
 
 
-class LongShortStrategy(Strategy):
+class LongShortStrategy(Strategy):  # type: ignore[misc]  # nautilus_trader is untyped: Strategy is Any
     """Base for long/short strategies: sizing, going long, short or flat, position tracking."""
 
     #: The config class holding this strategy's parameters; the registry reads it.

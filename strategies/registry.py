@@ -189,7 +189,7 @@ def build_strategy(
         equity_fraction=equity_fraction,
         **checked,
     )
-    return entry.strategy(config)
+    return entry.strategy(config)  # type: ignore[arg-type]  # config is the strategy's config_type
 
 
 def _validate(entry: _Entry, params: Mapping[str, object]) -> dict[str, ParamValue]:
