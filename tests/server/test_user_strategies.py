@@ -26,7 +26,7 @@ from strategies.result import Metrics
 from strategies.runner import run_backtest
 from strategies.spec import BacktestSpec
 from tests.conditions import wait_until
-from tests.graphql.market_data import post
+from tests.graphql.clients import post
 from tests.server.test_backtest_distribution import (
     SWEEP,
     Worker,
