@@ -182,10 +182,11 @@ def fold_candles(
     the flow's aggregator makes them, in the order it makes them final."""
     aggregator = CandleAggregator(timeframes, allowed_lateness_ns=0)
     keys = [(market.exchange, market.symbol)]
-    ts = trades["ts"].to_numpy()
-    price = trades["price"].to_numpy()
-    size = trades["size"].to_numpy()
-    side = trades["side"].to_numpy()
+    # Writable copies: the compiled fold is then the flow's (numba compiles, and caches, a
+    # second version of it for the read-only views polars gives).
+    ts, price, size, side = (
+        trades[name].to_numpy(writable=True) for name in ("ts", "price", "size", "side")
+    )
     candles: list[CandleColumns] = []
     for start in range(0, len(trades), FOLD_ROWS):
         rows = slice(start, start + FOLD_ROWS)
