@@ -43,8 +43,9 @@ from market.indicators import IndicatorSpec
 from market.timeframes import Timeframe
 from market.trade_batch import TradeBatch
 
-#: Trades per call into the aggregator (its id table is sized by the call).
-FOLD_ROWS = 100_000
+#: Trades per call into the aggregator. Its id table is sized by the call and rebuilt before
+#: each: 16,384 trades keep it in the processor's cache (100,000 took a third longer).
+FOLD_ROWS = 1 << 14
 #: Candles per write: a day of 1-second candles is written in pieces, so the indicator
 #: values in memory at once stay few.
 WRITE_CANDLES = 20_000
