@@ -59,7 +59,7 @@ class Staging:
         parts = sorted((self.directory / str(partition)).glob("*.arrow"))
         if not parts:
             return pl.DataFrame(schema=self.schema)
-        return pl.concat([pl.read_ipc(p) for p in parts], how="vertical", rechunk=True)
+        return pl.concat([pl.read_ipc(p) for p in parts], how="vertical", rechunk=False)
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
