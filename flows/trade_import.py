@@ -43,8 +43,9 @@ from market.indicators import IndicatorSpec
 from market.timeframes import Timeframe
 from market.trade_batch import TradeBatch
 
-#: Trades per call into the aggregator (its id table is sized by the call).
-FOLD_ROWS = 100_000
+#: Trades per call into the aggregator. Its id table is sized by the call and rebuilt before
+#: each: 16,384 trades keep it in the processor's cache (100,000 took a third longer).
+FOLD_ROWS = 1 << 14
 #: Candles per write: a day of 1-second candles is written in pieces, so the indicator
 #: values in memory at once stay few.
 WRITE_CANDLES = 20_000
@@ -182,10 +183,11 @@ def fold_candles(
     the flow's aggregator makes them, in the order it makes them final."""
     aggregator = CandleAggregator(timeframes, allowed_lateness_ns=0)
     keys = [(market.exchange, market.symbol)]
-    ts = trades["ts"].to_numpy()
-    price = trades["price"].to_numpy()
-    size = trades["size"].to_numpy()
-    side = trades["side"].to_numpy()
+    # Writable copies: the compiled fold is then the flow's (numba compiles, and caches, a
+    # second version of it for the read-only views polars gives).
+    ts, price, size, side = (
+        trades[name].to_numpy(writable=True) for name in ("ts", "price", "size", "side")
+    )
     candles: list[CandleColumns] = []
     for start in range(0, len(trades), FOLD_ROWS):
         rows = slice(start, start + FOLD_ROWS)

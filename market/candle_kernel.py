@@ -283,8 +283,20 @@ def fold(
         watermark = clock[0] - lateness
         for t in range(n_tf):
             width = tf_ns[t]
-            start = t_ns - t_ns % width
-            k = (start // width) % n_slots
+            # Most trades land in their series' latest bucket: look for its slot first,
+            # which costs no division (the same slot the division finds).
+            latest = series_i[s, t, 0]
+            k = -1
+            if latest != EMPTY and t_ns >= latest and t_ns - latest < width:
+                for j in range(n_slots):
+                    if slot_i[s, t, j, 0] == latest:
+                        k = j
+                        break
+            if k >= 0:
+                start = latest
+            else:
+                start = t_ns - t_ns % width
+                k = (start // width) % n_slots
             flat = (s * n_tf + t) * n_slots + k
             if slot_i[s, t, k, 0] == start:
                 if p > slot_f[s, t, k, 1]:

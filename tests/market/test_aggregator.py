@@ -106,6 +106,19 @@ def test_flush_closes_every_forming_candle() -> None:
     assert agg.flush().candles == []
 
 
+def test_a_trade_in_the_latest_bucket_after_a_flush_opens_a_closed_candle() -> None:
+    # The flush freed the slot of the series' latest bucket: the trade cannot land in it,
+    # and opens that bucket again as a late trade would, closed, holding only itself.
+    agg = CandleAggregator([SECOND, MINUTE], allowed_lateness_ns=0)
+    agg.add([trade(T0 + 100, 10.0, 1.0, "1")])
+    agg.flush()
+    out = agg.add([trade(T0 + 200, 12.0, 2.0, "2")])
+    assert out.candles == [
+        Candle("sim", "BTC-USDT", "1s", T0, 12.0, 12.0, 12.0, 12.0, 2.0, 1, 12.0, True),
+        Candle("sim", "BTC-USDT", "1m", T0, 12.0, 12.0, 12.0, 12.0, 2.0, 1, 12.0, True),
+    ]
+
+
 def random_trades(n: int, *, seed: int, disorder_ns: int) -> list[Trade]:
     """Trades over several symbols at about 1,000/s, jittered out of order by up to disorder_ns,
     with some duplicates and some hopelessly late trades mixed in."""
