@@ -3,7 +3,8 @@
 A strategy module is any module of the `strategies` package that exposes `STRATEGY`, a
 `LongFlatStrategy` subclass; the module name is the strategy's name (`ema_cross`). Its
 parameters are the fields its config class adds to `LongFlatConfig`, each declared as
-`Annotated[int | float | bool, msgspec.Meta(ge=..., le=..., description=...)] = default`, so the
+`Annotated[int | float | bool, msgspec.Meta(ge=..., le=..., description=...)] = default` (with
+`multiple_of=...` for the step a parameter search tries values at), so the
 config class is the single source of the schema the API lists and of the checks below.
 """
 
@@ -42,6 +43,8 @@ class ParameterSpec(msgspec.Struct, frozen=True, kw_only=True):
     minimum: int | float | None
     maximum: int | float | None
     description: str
+    #: The spacing a search tries values at (`msgspec.Meta(multiple_of=...)`); None: any value.
+    step: int | float | None = None
 
 
 class StrategyInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -196,4 +199,5 @@ def _parameter(config: type, field: msgspec.structs.FieldInfo, hint: object) -> 
         minimum=meta.ge,
         maximum=meta.le,
         description=meta.description,
+        step=meta.multiple_of,
     )
