@@ -13,7 +13,8 @@ and its step when the config gives `multiple_of`): every parameter the request d
 in `params` is searched, ints on their step, floats continuously or on their step, bools as
 a choice. `search.space` narrows it (`{"fast": {"min": 5, "max": 50, "step": 5}}` or a list
 of values), and a sweep's `grid` with RANDOM or TPE gives each parameter's values to choose
-from. Combinations the strategy refuses (fast >= slow) are asked again and never counted.
+from. Combinations the strategy refuses (fast >= slow), and combinations already run (a discrete
+space runs out), are asked again and never counted: no search runs the same params twice.
 """
 
 from __future__ import annotations
@@ -141,17 +142,27 @@ def ask(
             value=told.value,
             state=TrialState.COMPLETE if told.value is not None else TrialState.FAIL,
         ))
+    known = {_key(told.params, distributions): told.value for told in history}
     asked: list[dict[str, ParamValue]] = []
     for _ in range(count * _ASKS_PER_TRIAL):
         if len(asked) == count:
             break
         trial = study.ask(distributions)
         params = {name: _native(search.space[name], value) for name, value in trial.params.items()}
-        if accept(params):
-            asked.append(params)
-        else:
+        key = _key(params, distributions)
+        if key in known and known[key] is not None:
+            # Run before: the sampler learns its result again instead of a second run.
+            study.tell(trial, known[key])
+        elif key in known or not accept(params):
             study.tell(trial, state=TrialState.FAIL)
+        else:
+            known[key] = None
+            asked.append(params)
     return asked
+
+
+def _key(params: Mapping[str, ParamValue], names: Mapping[str, object]) -> tuple[object, ...]:
+    return tuple(params[name] for name in names)
 
 
 def _sampler(search: Search, told: int) -> BaseSampler:

@@ -42,10 +42,16 @@ EXPECTED_PARAMETERS = {
         ("oversold", "float", 30.0, 1.0, 99.0),
         ("overbought", "float", 70.0, 1.0, 99.0),
     ],
+    "trend_pullback": [
+        ("trend", "int", 200, 2, 5000),
+        ("period", "int", 14, 2, 1000),
+        ("oversold", "float", 30.0, 1.0, 99.0),
+        ("overbought", "float", 70.0, 1.0, 99.0),
+    ],
 }
 
 
-def test_lists_the_five_strategies_with_their_parameter_schemas() -> None:
+def test_lists_the_six_strategies_with_their_parameter_schemas() -> None:
     listed = {info.name: info for info in list_strategies()}
 
     assert sorted(listed) == sorted(EXPECTED_PARAMETERS)
@@ -87,7 +93,7 @@ def test_unknown_strategy_lists_the_valid_names() -> None:
 
     assert str(caught.value) == (
         "unknown strategy 'ema_crosss'; valid strategies: bollinger_breakout, "
-        "donchian_breakout, ema_cross, macd_trend, rsi_reversion"
+        "donchian_breakout, ema_cross, macd_trend, rsi_reversion, trend_pullback"
     )
     assert isinstance(caught.value, BacktestInputError)
 
