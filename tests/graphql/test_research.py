@@ -15,10 +15,12 @@ from db.sqlite import SqliteStore
 from market.messages import Candle
 from server.app import create_app
 from server.settings import Settings
+from tests.conditions import wait_until
 from tests.graphql.test_backtests import data, direct_run, post, progress
 from tests.servers import NatsServer, UvicornServer
 from tests.walks import MINUTE, T0, minute_walk
 
+TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 RISING_BARS = 1_200
 WALK_BARS = 1_500
 WALK_FORWARD = """mutation($input: BacktestInput!, $grid: JSON, $search: SearchInput,
@@ -165,3 +167,34 @@ def test_bad_research_arguments_get_an_error_naming_the_argument(
     [error] = body["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT", error
     assert error["extensions"]["argument"] == argument, error
+
+
+CANCEL = "mutation($id: ID!) { cancelBacktest(id: $id) { id status } }"
+CHILDREN = """query($id: ID!) { backtests(filter: {sweepId: $id}, limit: 100) {
+  items { id kind status } } }"""
+
+
+async def test_a_cancelled_walk_forward_stops_its_searches_before_their_trials(
+    api: UvicornServer,
+) -> None:
+    search = {"method": "RANDOM", "trials": 20, "seed": 1, "batch": 2,
+              "space": {"fast": {"min": 3, "max": 20}, "slow": {"min": 21, "max": 60}}}
+    started = data(api, WALK_FORWARD, input=market("ETH-USDT", WALK_BARS, "ema_cross"),
+                   search=search, folds=2, trainBars=500, testBars=500,
+                   rankBy="sharpe")["runWalkForward"]
+    assert data(api, CANCEL, id=started["id"])["cancelBacktest"]["status"] == "CANCELLED"
+
+    def ended() -> list[dict[str, Any]] | None:
+        folds = data(api, CHILDREN, id=started["id"])["backtests"]["items"]
+        runs = [run for fold in folds
+                for run in data(api, CHILDREN, id=fold["id"])["backtests"]["items"]]
+        everything = folds + runs
+        return runs if all(item["status"] in TERMINAL for item in everything) else None
+
+    runs = wait_until(ended, timeout_s=60, what="every fold and run of the walk-forward ended")
+    assert [fold["kind"] for fold in data(api, CHILDREN, id=started["id"])["backtests"][
+        "items"]] == ["SWEEP", "SWEEP"]
+    # The searches stopped with the cancel: of 2 x 20 trials, the first batch of each fold
+    # was asked at submit (2 runs each), and a batch ending before the cancel adds 2 at most.
+    assert 4 <= len(runs) <= 8
+    assert data(api, RESULT, id=started["id"])["backtest"]["status"] == "CANCELLED"
