@@ -14,7 +14,7 @@
   trial's Sharpe the grid's run of those params, until a trial comes within 1 % of the grid's
   best Sharpe. Median over `--seeds` seeds (the range is printed as a comment).
 
-Run: .venv/bin/python bench/research_speed.py [--seeds 10] [--skip-walkforward]
+Run: .venv/bin/python bench/research_speed.py [--seeds 10] [--skip-walkforward] [--skip-tpe]
 """
 
 from __future__ import annotations
@@ -175,6 +175,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="TPE searches (median kept)")
     parser.add_argument("--skip-walkforward", action="store_true")
+    parser.add_argument("--skip-tpe", action="store_true")
     args = parser.parse_args()
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="candlegraph-bench-") as directory:
@@ -188,7 +189,8 @@ def main() -> None:
         if not args.skip_walkforward:
             store.upsert_candles(random_walk(MINUTES_PER_YEAR, "1m", seed=3, sigma=0.0008))
         store.close()
-        figures |= measure_tpe(hourly, args.seeds)
+        if not args.skip_tpe:
+            figures |= measure_tpe(hourly, args.seeds)
         if not args.skip_walkforward:
             nats_proc = subprocess.Popen(
                 [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js",
