@@ -20,13 +20,14 @@ BacktestStatus = Literal["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
 class BacktestRecord(msgspec.Struct, frozen=True, kw_only=True):
     """One backtest run as stored. `spec_json` and `metrics_json` are opaque JSON to the store.
 
-    `sweep_id` groups the runs of one parameter sweep (a sweep's own record has `kind="sweep"`).
+    `sweep_id` groups the runs of one parameter sweep (a sweep's own record has `kind="sweep"`),
+    and the in-sample sweeps and out-of-sample runs of one walk-forward (`kind="walkforward"`).
     `attempt` is the delivery of the run's queued job that owns the record (0 until a worker
     claims it, 2 or more after a retry), and `worker` names the worker process holding it.
     """
 
     id: str
-    kind: Literal["backtest", "sweep"] = "backtest"
+    kind: Literal["backtest", "sweep", "walkforward"] = "backtest"
     status: BacktestStatus
     strategy: str
     exchange: str

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import polars as pl
@@ -29,6 +29,9 @@ from strategies.result import Metrics
 from strategies.service import BacktestService
 from strategies.sweep import SweepRanking
 
+if TYPE_CHECKING:
+    from graphql_schema.research_types import WalkForward
+
 #: Most trades one `trades` field returns.
 MAX_TRADES_PAGE = 1000
 
@@ -42,10 +45,14 @@ class BacktestStatus(Enum):
     CANCELLED = "CANCELLED"
 
 
-@strawberry.enum(description="A single backtest, or a parameter sweep (which has runs).")
+@strawberry.enum(
+    description="A single backtest, a parameter sweep (which has runs), or a walk-forward "
+    "(which has a sweep and an out-of-sample run per fold)."
+)
 class BacktestKind(Enum):
     BACKTEST = "backtest"
     SWEEP = "sweep"
+    WALKFORWARD = "walkforward"
 
 
 @strawberry.enum
@@ -75,6 +82,9 @@ class StrategyParameter:
     minimum: float | None
     maximum: float | None
     description: str
+    step: float | None = strawberry.field(
+        default=None, description="The spacing a search tries values at; null: any value."
+    )
 
 
 @strawberry.enum(description="Where a strategy came from.")
@@ -135,6 +145,7 @@ class Strategy:
                     minimum=p.minimum,
                     maximum=p.maximum,
                     description=p.description,
+                    step=p.step,
                 )
                 for p in info.parameters
             ],
@@ -334,13 +345,32 @@ class Backtest:
             return None
         return BacktestMetrics.of(msgspec.json.decode(self.record.metrics_json, type=Metrics))
 
-    @strawberry.field(description="A sweep's ranked runs once it has ended; null otherwise.")
+    @strawberry.field(
+        description="A walk-forward's folds and stitched result once it has ended; null "
+        "otherwise."
+    )
+    def walk_forward(self) -> Annotated[
+        WalkForward, strawberry.lazy("graphql_schema.research_types")
+    ] | None:
+        from graphql_schema.research_types import WalkForward
+
+        if self.record.kind != "walkforward" or self.record.metrics_json is None:
+            return None
+        return WalkForward.of(self.record.metrics_json)
+
+    @strawberry.field(
+        description="A sweep's ranked runs: a grid's once it has ended, a search's (RANDOM, "
+        "TPE) as each batch of trials ends; null otherwise."
+    )
     def ranking(self) -> SweepRankingType | None:
         if self.record.kind != "sweep" or self.record.metrics_json is None:
             return None
         return SweepRankingType.of(self.record.metrics_json)
 
-    @strawberry.field(description="Closed positions, in order of exit.")
+    @strawberry.field(
+        description="Closed positions, in order of exit (a walk-forward's: the out-of-sample "
+        "runs' joined, scaled as its stitched curve)."
+    )
     async def trades(
         self,
         info: strawberry.Info[Context, None],
@@ -372,10 +402,11 @@ class Backtest:
 
     @strawberry.field(
         description="Null until a backtest succeeds, and for a sweep's runs (their curves are "
-        "not kept: run the params again with runBacktest)."
+        "not kept: run the params again with runBacktest). A walk-forward's is its stitched "
+        "out-of-sample curve."
     )
     async def equity(self, info: strawberry.Info[Context, None]) -> EquityCurve | None:
-        if self.record.status != "SUCCEEDED" or self.record.kind != "backtest":
+        if self.record.status != "SUCCEEDED" or self.record.kind == "sweep":
             return None
         frame = await backtest_service(info).equity(self.record.id)
         if frame.height == 0:

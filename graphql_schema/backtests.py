@@ -29,14 +29,23 @@ from graphql_schema.backtest_types import (
 )
 from graphql_schema.context import Context
 from graphql_schema.errors import BadArgument, NotFound
+from graphql_schema.research_types import SearchInput
 from graphql_schema.types import to_ns
 from strategies.errors import InvalidRequest, UnknownBacktest
 from strategies.request import BacktestRequest
-from strategies.service import BacktestFilter
+from strategies.service import BacktestFilter, WalkForwardRequest
+
+_RANK_BY = (
+    "total_return, cagr, sharpe, sortino, calmar, max_drawdown, annual_volatility, win_rate, "
+    "profit_factor, expectancy or final_equity."
+)
 
 #: Most backtests one `backtests` page holds.
 MAX_BACKTESTS_PAGE = 100
-_TOP_LEVEL = {"grid": "grid", "rank_by": "rankBy"}
+_TOP_LEVEL = {
+    "grid": "grid", "rank_by": "rankBy", "search": "search", "folds": "folds",
+    "train_bars": "trainBars", "train_fraction": "trainFraction", "test_bars": "testBars",
+}
 
 
 @strawberry.type
@@ -112,29 +121,72 @@ class BacktestMutation:
             return Backtest.of(await backtest_service(info).cancel(id))
 
     @strawberry.mutation(
-        description="Queue one run per combination of `grid` (each overriding `input.params`) "
-        "across the workers; the sweep ranks them by `rankBy` when all have ended. "
-        "Returns at once with status QUEUED."
+        description="Queue one run per combination of `grid` (each overriding `input.params`), "
+        "or with a RANDOM or TPE `search` its trials in batches, across the workers; the "
+        "sweep ranks them by `rankBy`. Returns at once with status QUEUED."
     )
     async def run_sweep(
         self,
         info: strawberry.Info[Context, None],
         input: BacktestInput,
         grid: Annotated[
-            JSON,
-            strawberry.argument(description='Lists of values by parameter: {"fast": [5, 10]}.'),
-        ],
-        rank_by: Annotated[
-            str,
+            JSON | None,
             strawberry.argument(
-                description="total_return, cagr, sharpe, sortino, calmar, max_drawdown, "
-                "annual_volatility, win_rate, profit_factor, expectancy or final_equity."
+                description='Lists of values by parameter: {"fast": [5, 10]}. Required for '
+                "GRID; with RANDOM or TPE, the values to choose from."
             ),
-        ] = "sharpe",
+        ] = None,
+        rank_by: Annotated[str, strawberry.argument(description=_RANK_BY)] = "sharpe",
+        search: Annotated[
+            SearchInput | None,
+            strawberry.argument(description="GRID (the default), RANDOM or TPE."),
+        ] = None,
     ) -> Backtest:
         with _arguments():
             service = backtest_service(info)
-            return Backtest.of(await service.submit_sweep(_request(input), grid, rank_by))
+            asked = search.request() if search is not None else None
+            return Backtest.of(await service.submit_sweep(_request(input), grid, rank_by, asked))
+
+    @strawberry.mutation(
+        description="Queue a walk-forward analysis: for each fold, search the params on its "
+        "training window (by `grid` or `search`, as runSweep does) and run the best by "
+        "`rankBy` on the test window that follows; the out-of-sample runs are stitched into "
+        "one curve. Give trainBars or trainFraction. Returns at once with status QUEUED; "
+        "follow it with backtestProgress."
+    )
+    async def run_walk_forward(
+        self,
+        info: strawberry.Info[Context, None],
+        input: BacktestInput,
+        folds: Annotated[int, strawberry.argument(description="How many test windows.")],
+        grid: JSON | None = None,
+        search: SearchInput | None = None,
+        train_bars: Annotated[
+            int | None, strawberry.argument(description="Bars in each training window.")
+        ] = None,
+        train_fraction: Annotated[
+            float | None,
+            strawberry.argument(description="Training share of one fold's train + test bars."),
+        ] = None,
+        test_bars: Annotated[
+            int | None,
+            strawberry.argument(description="Bars in each test window; by default what "
+                                "training leaves, shared by the folds."),
+        ] = None,
+        anchored: Annotated[
+            bool, strawberry.argument(description="Train from the first bar every time.")
+        ] = False,
+        rank_by: Annotated[str, strawberry.argument(description=_RANK_BY)] = "sharpe",
+    ) -> Backtest:
+        with _arguments():
+            walk = WalkForwardRequest(
+                folds=folds, rank_by=rank_by, grid=grid,
+                search=search.request() if search is not None else None,
+                train_bars=train_bars, train_fraction=train_fraction, test_bars=test_bars,
+                anchored=anchored,
+            )
+            service = backtest_service(info)
+            return Backtest.of(await service.submit_walkforward(_request(input), walk))
 
 
 @strawberry.type

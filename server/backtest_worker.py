@@ -13,7 +13,8 @@ For each job:
   job is not delivered again; a worker that dies (even by SIGKILL) stops sending them, and the
   job goes to another worker after the ack wait, where it runs from the start;
 - each record change the slot stores is announced on NATS (`backtests.events.<id>`);
-- when the attempt ends the job is acked, unless a later attempt owns it (this worker was
+- when the attempt ends, the jobs it asked for are queued (a search's next batch, a fold's
+  out-of-sample run), then the job is acked, unless a later attempt owns it (this worker was
   presumed dead and its delivery is stale: acking it would ack the later one's), or the store
   failed (the job is handed back after a pause);
 - a slot whose process dies hands the job back with the reason written on the record, or,
@@ -191,6 +192,7 @@ class BacktestWorker:
         log.info("backtest %s attempt %d: %s %s %s", job.id, attempt, end.outcome,
                  end.status or "", end.detail)
         self._count(end)
+        await self._enqueue(end.jobs)
         if end.outcome in ("ended", "gone"):
             await msg.ack()
         elif end.outcome == "retry":
@@ -233,14 +235,35 @@ class BacktestWorker:
     async def _give_up(self, job: Job, attempts: int, reason: str | None) -> None:
         self._metrics.job("gave_up")
         changed: list[BacktestRecord] = []
+        jobs: list[Job] = []
         failed = await asyncio.to_thread(
             give_up, self._store, job.id, attempts, reason, now_ns=self._clock(),
-            announce=changed.append, sweep_id=job.sweep_id, registry=self._registry,
+            announce=changed.append, sweep_id=job.sweep_id, jobs=jobs, registry=self._registry,
         )
         for record in changed:
             await self._queue.announce(record)
+        await self._enqueue(jobs)
         if failed is not None:
             log.error("backtest %s: %s", job.id, failed.error)
+
+    async def _enqueue(self, jobs: list[Job]) -> None:
+        """Queue the jobs an attempt asked for (a search's next batch, a fold's test run);
+        if the queue refuses them, their records fail with the reason."""
+        if not jobs:
+            return
+        try:
+            await self._queue.enqueue(jobs)
+        except Exception as error:
+            reason = f"could not be queued: {type(error).__name__}: {error}"
+            log.error("%d backtest jobs %s", len(jobs), reason)
+            for queued in jobs:
+                changed: list[BacktestRecord] = []
+                await asyncio.to_thread(
+                    give_up, self._store, queued.id, 0, reason, now_ns=self._clock(),
+                    announce=changed.append, sweep_id=queued.sweep_id, registry=self._registry,
+                )
+                for record in changed:
+                    await self._queue.announce(record)
 
     async def _keep_alive(self, msg: Msg) -> None:
         while True:

@@ -7,6 +7,10 @@ How a backtest runs, in order:
   `plugins` finds and imports) and checks their params.
 - `sweep`: a parameter sweep's plan (its grid under a cap, the combinations skipped), its
   ranking and the stored `SweepRanking`; `run_serially` runs a plan in this process.
+- `search`: RANDOM and TPE parameter search (Optuna, ask-and-tell a batch at a time);
+  `folds` and `walkforward`: a walk-forward's fold windows, its result and the stitched
+  out-of-sample curve; `walkforward_record.advance` keeps sweeps and walk-forwards up to date
+  as their runs end (a search's next batch, a fold's test run, the final result).
 - `service.BacktestService`: what every GraphQL server runs: store the record, queue the job
   (`jobs.Job`, through the `jobs.JobQueue` seam), cancel, list, follow progress.
 - `attempt.run_attempt`: one delivery of a job in a worker process: claim the record under

@@ -16,7 +16,9 @@ to one of its processes, which runs it (`run_attempt` does both in one process):
    batch, storing nothing.
 4. Store the result with its trades and equity curve in one compare-and-set, so a late result
    from an attempt presumed dead can never overwrite the retried run.
-5. For a run of a sweep, bring the sweep's record up to date (`strategies.sweep_record`).
+5. For a run of a sweep or walk-forward, bring its record up to date
+   (`strategies.walkforward_record.advance`); jobs that asks for (a search's next batch, a
+   fold's test run) go back to the worker with the attempt's end, to be queued before the ack.
 
 Every change is announced (for the progress subscriptions of every server) after it is stored.
 The input's faults (`BacktestInputError`) and the engine's end the run FAILED with the reason;
@@ -47,7 +49,7 @@ from strategies.jobs import ACTIVE, TERMINAL, Job
 from strategies.registry import StrategyRegistry, builtin_registry
 from strategies.result import BacktestResult
 from strategies.runner import run_backtest
-from strategies.sweep_record import advance_sweep, start_sweep
+from strategies.walkforward_record import advance, start
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class AttemptEnd(msgspec.Struct, frozen=True, kw_only=True):
     outcome: Literal["ended", "gone", "superseded", "retry"]
     status: str | None = None
     detail: str = ""
+    #: Jobs to queue before the delivery is acked: a search's next batch, a fold's test run.
+    jobs: list[Job] = msgspec.field(default_factory=list)
 
 
 class CandleCache:
@@ -166,7 +170,7 @@ def run_claimed(
     ends FAILED, saying so."""
     try:
         if job.sweep_id is not None:
-            start_sweep(store, job.sweep_id, clock(), announce)
+            start(store, job.sweep_id, clock(), announce)
         attempt = _Attempt(store, job, claimed, announce, candles or CandleCache(), clock)
         return attempt.run(registry or builtin_registry())
     except StoreError as error:
@@ -210,7 +214,10 @@ class _Attempt:
             log.exception("backtest %s attempt %d failed", self.job.id, self.attempt)
             end = self._fail(f"{type(error).__name__}: {error}")
         if end.outcome == "ended" and self.job.sweep_id is not None:
-            advance_sweep(self.store, self.job.sweep_id, self.clock(), self.announce, registry)
+            jobs = advance(
+                self.store, self.job.sweep_id, self.clock(), self.announce, registry
+            )
+            end = msgspec.structs.replace(end, jobs=jobs)
         return end
 
     def _progress(self, fraction: float) -> None:
@@ -287,10 +294,12 @@ def note_failure(store: AttemptStore, id: str, attempt: int, reason: str) -> Non
 
 def give_up(
     store: AttemptStore, id: str, attempts: int, reason: str | None, *, now_ns: int,
-    announce: Announce, sweep_id: str | None = None, registry: StrategyRegistry | None = None,
+    announce: Announce, sweep_id: str | None = None, jobs: list[Job] | None = None,
+    registry: StrategyRegistry | None = None,
 ) -> BacktestRecord | None:
     """Mark a run that `attempts` deliveries could not finish FAILED, with `reason` (that of
-    the last attempt; `SILENT_END` when it left none). None if it had ended anyway."""
+    the last attempt; `SILENT_END` when it left none). None if it had ended anyway. Jobs to
+    queue for its sweep (`strategies.walkforward_record.advance`) are added to `jobs`."""
     while True:
         found = store.backtest(id)
         if found is None or found.status in TERMINAL:
@@ -305,5 +314,7 @@ def give_up(
         if store.swap_backtest(found, failed):
             announce(failed)
             if sweep_id is not None:
-                advance_sweep(store, sweep_id, now_ns, announce, registry)
+                queued = advance(store, sweep_id, now_ns, announce, registry)
+                if jobs is not None:
+                    jobs.extend(queued)
             return failed

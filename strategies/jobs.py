@@ -12,9 +12,10 @@ module only says what crosses it.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -75,6 +76,26 @@ def newer(current: BacktestRecord, other: BacktestRecord) -> BacktestRecord:
     if current.status != other.status:
         return other if other.status == "RUNNING" else current
     return other if other.progress >= current.progress else current
+
+
+def new_record(
+    spec: BacktestSpec,
+    *,
+    kind: Literal["backtest", "sweep", "walkforward"],
+    start_ns: int,
+    end_ns: int,
+    created_ns: int,
+    spec_json: str | None = None,
+    sweep_id: str | None = None,
+) -> BacktestRecord:
+    """A QUEUED record with a fresh id; `spec_json` defaults to the spec itself."""
+    return BacktestRecord(
+        id=uuid.uuid4().hex, kind=kind, status="QUEUED", strategy=spec.strategy,
+        exchange=spec.exchange, symbol=spec.symbol, timeframe=spec.timeframe,
+        start_ns=start_ns, end_ns=end_ns, created_ns=created_ns,
+        spec_json=spec_json if spec_json is not None else msgspec.json.encode(spec).decode(),
+        sweep_id=sweep_id,
+    )
 
 
 def encode_job(job: Job) -> bytes:

@@ -3,7 +3,8 @@ checking a user's params.
 
 A strategy is a `LongFlatStrategy` or `LongShortStrategy` subclass whose config class holds its
 parameters: the fields it adds to `LongFlatConfig`, each declared as
-`Annotated[int | float | bool, msgspec.Meta(ge=..., le=..., description=...)] = default`, so the
+`Annotated[int | float | bool, msgspec.Meta(ge=..., le=..., description=...)] = default` (with
+`multiple_of=...` for the step a parameter search tries values at), so the
 config class is the single source of the schema the API lists and of the checks below.
 
 Strategies come from three places (`StrategySource.kind`), loaded by `load_registry`:
@@ -72,6 +73,8 @@ class ParameterSpec(msgspec.Struct, frozen=True, kw_only=True):
     minimum: int | float | None
     maximum: int | float | None
     description: str
+    #: The spacing a search tries values at (`msgspec.Meta(multiple_of=...)`); None: any value.
+    step: int | float | None = None
 
 
 BUILTIN = StrategySource(kind="builtin")
@@ -325,4 +328,5 @@ def _parameter(config: type, field: msgspec.structs.FieldInfo, hint: object) -> 
         minimum=meta.ge,
         maximum=meta.le,
         description=meta.description,
+        step=meta.multiple_of,
     )

@@ -24,6 +24,7 @@ from strategies.registry import ParamValue, StrategyRegistry, validate_params
 from strategies.request import bad_param, bad_spec
 from strategies.result import Metrics
 from strategies.runner import run_backtest
+from strategies.search import Search, Told, ask
 from strategies.spec import BacktestSpec
 
 #: A sweep larger than this is a mistake or a denial of service, not a research question.
@@ -96,6 +97,8 @@ class SweepRanking(msgspec.Struct, frozen=True, kw_only=True):
     runs: list[RankedRun]
     failed: list[FailedRun] = msgspec.field(default_factory=list)
     skipped: list[SkippedRun] = msgspec.field(default_factory=list)
+    #: Runs asked so far: a search's next batch is asked once all of them have ended.
+    asked: int = 0
 
 
 class SerialSweep(msgspec.Struct, frozen=True, kw_only=True):
@@ -205,15 +208,78 @@ def run_serially(
     return SerialSweep(ranking=rank_sweep(plan.rank_by, runs, plan.skipped), run_s=run_s)
 
 
-def plan_json(plan: SweepPlan) -> str:
-    """What a sweep's record stores as its spec: the base spec with `grid` and `rank_by`."""
-    stored = {**msgspec.to_builtins(plan.base), "grid": plan.grid, "rank_by": plan.rank_by}
+class StoredSweep(msgspec.Struct, frozen=True, kw_only=True):
+    """What a sweep's record holds as its spec: a grid, or a search; `fold` for the in-sample
+    sweep of a walk-forward's fold."""
+
+    base: BacktestSpec
+    rank_by: str
+    grid: dict[str, list[ParamValue]] | None = None
+    search: Search | None = None
+    fold: int | None = None
+
+
+def plan_json(plan: SweepPlan, *, fold: int | None = None) -> str:
+    """What a grid sweep's record stores as its spec: the base spec with `grid` and
+    `rank_by` (and `fold`, in a walk-forward)."""
+    return _stored_json(plan.base, plan.rank_by, {"grid": plan.grid}, fold)
+
+
+def search_json(base: BacktestSpec, search: Search, rank_by: str, *, fold: int | None = None
+                ) -> str:
+    """What a searching sweep's record stores as its spec: the base spec with `search` and
+    `rank_by` (and `fold`)."""
+    return _stored_json(base, rank_by, {"search": msgspec.to_builtins(search)}, fold)
+
+
+def _stored_json(base: BacktestSpec, rank_by: str, how: dict[str, object], fold: int | None
+                 ) -> str:
+    stored = {**msgspec.to_builtins(base), **how, "rank_by": rank_by}
+    if fold is not None:
+        stored["fold"] = fold
     return msgspec.json.encode(stored).decode()
 
 
-def replan(spec_json: str, registry: StrategyRegistry | None = None) -> SweepPlan:
-    """The plan of a stored sweep again, from its record's spec (`plan_json`)."""
+def read_sweep(spec_json: str) -> StoredSweep:
+    """A sweep's stored spec (`plan_json`, `search_json`)."""
     stored = msgspec.json.decode(spec_json)
-    grid = stored.pop("grid")
-    rank_by = stored.pop("rank_by")
-    return plan_sweep(msgspec.convert(stored, BacktestSpec), grid, rank_by, registry=registry)
+    how = {key: stored.pop(key) for key in ("grid", "search", "rank_by", "fold") if key in stored}
+    return msgspec.convert({**how, "base": stored}, StoredSweep)
+
+
+def replan(spec_json: str, registry: StrategyRegistry | None = None) -> SweepPlan:
+    """The plan of a stored grid sweep again, from its record's spec (`plan_json`); the
+    strategy looked up in `registry` (the built-ins by default)."""
+    stored = read_sweep(spec_json)
+    assert stored.grid is not None, "a search has no plan"
+    return plan_sweep(stored.base, stored.grid, stored.rank_by, registry=registry)
+
+
+def search_batch(
+    base: BacktestSpec, search: Search, rank_by: str, history: Sequence[Told], count: int,
+    registry: StrategyRegistry | None = None,
+) -> list[BacktestSpec]:
+    """The next `count` runs of a search (fewer when the strategy refuses too many of the
+    asked combinations), after the trials in `history` (`strategies.search.ask`); the
+    strategy looked up in `registry` (the built-ins by default)."""
+
+    def accept(params: dict[str, ParamValue]) -> bool:
+        try:
+            validate_params(base.strategy, {**base.params, **params}, registry)
+        except ParameterConflictError:
+            return False
+        return True
+
+    asked = ask(search, history, maximize=RANKABLE[rank_by], count=count, accept=accept)
+    return [
+        msgspec.structs.replace(
+            base, params=validate_params(base.strategy, {**base.params, **params}, registry)
+        )
+        for params in asked
+    ]
+
+
+def told(run: SweepRun, rank_by: str) -> Told:
+    """A search's earlier run as its sampler is told it: the `rank_by` metric, or None."""
+    value = getattr(run.metrics, rank_by) if run.metrics is not None else None
+    return Told(dict(run.params), value)

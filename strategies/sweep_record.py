@@ -7,6 +7,13 @@ runs that have ended as its progress; once none are, it gets its ranking and its
 (SUCCEEDED if any run succeeded, FAILED otherwise). Every write is a compare-and-set on the
 sweep's record, tried again on a conflict, so two workers ending the last two runs at once
 store one ranking.
+
+A search (RANDOM or TPE, `strategies.search`) runs in batches: when none of its runs is
+queued or running and its budget of trials is not spent, `advance_sweep` asks the next batch
+from every run so far and returns its jobs for the caller to queue. The sweep's record says
+how many runs it has asked for (its ranking so far, stored as it goes), written before the
+runs' records: a second process ending a run at the same moment sees more runs asked than
+stored and leaves the batch to the first.
 """
 
 from __future__ import annotations
@@ -16,11 +23,19 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from db.backtest_store import BacktestRecord, BacktestStore
-from strategies.jobs import ACTIVE, TERMINAL
+from strategies.jobs import ACTIVE, TERMINAL, Job, new_record
 from strategies.registry import StrategyRegistry
 from strategies.result import Metrics
 from strategies.spec import BacktestSpec
-from strategies.sweep import SweepRanking, SweepRun, rank_sweep, replan
+from strategies.sweep import (
+    SweepRanking,
+    SweepRun,
+    rank_sweep,
+    read_sweep,
+    replan,
+    search_batch,
+    told,
+)
 
 Announce = Callable[[BacktestRecord], None]
 
@@ -40,47 +55,92 @@ def start_sweep(store: BacktestStore, sweep_id: str, now_ns: int, announce: Anno
 def advance_sweep(
     store: BacktestStore, sweep_id: str, now_ns: int, announce: Announce,
     registry: StrategyRegistry | None = None,
-) -> None:
+) -> tuple[BacktestRecord | None, list[Job]]:
     """Bring the sweep's record up to date with its runs (see the module docstring); its
-    strategy is looked up in `registry` (the built-ins by default) to plan it again."""
+    strategy is looked up in `registry` (the built-ins by default). Returns the sweep's final
+    record when this call ended it, and the jobs of a search's next batch (the caller queues
+    them)."""
     while True:
         sweep = store.backtest(sweep_id)
         if sweep is None or sweep.status in TERMINAL:
-            return
+            return None, []
         counts = store.backtest_counts(sweep_id)
         total = sum(counts.values())
         active = sum(counts.get(status, 0) for status in ACTIVE)
         if total == 0:
-            return
+            return None, []
+        stored = read_sweep(sweep.spec_json)
+        search = stored.search
         started = sweep.started_ns if sweep.started_ns is not None else now_ns
+        planned = search.trials if search is not None else total
+        jobs: list[Job] = []
+        new_runs: list[BacktestRecord] = []
         if active:
-            progress = (total - active) / total
+            progress = (total - active) / planned
             if sweep.status == "RUNNING" and progress <= sweep.progress:
-                return
+                return None, []
             new = msgspec.structs.replace(
                 sweep, status="RUNNING", started_ns=started, progress=max(progress, sweep.progress)
             )
         else:
             runs = store.backtests(sweep_id=sweep_id, limit=total)
             ranking = ranking_of(sweep, runs, registry)
-            new = msgspec.structs.replace(
-                sweep, started_ns=started, finished_ns=now_ns,
-                metrics_json=msgspec.json.encode(ranking).decode(),
-                **_final(sweep, ranking),
-            )
+            if search is not None and _asked(sweep) > total:
+                return None, []  # another process is storing the next batch's runs
+            if search is not None and total < search.trials:
+                ended = sorted(runs, key=lambda run: run.created_ns)
+                history = [told(_sweep_run(run), stored.rank_by) for run in ended]
+                count = min(search.batch, search.trials - total)
+                specs = search_batch(
+                    stored.base, search, stored.rank_by, history, count, registry
+                )
+                new_runs = [
+                    new_record(spec, kind="backtest", start_ns=sweep.start_ns,
+                               end_ns=sweep.end_ns, created_ns=now_ns + index, sweep_id=sweep_id)
+                    for index, spec in enumerate(specs)
+                ]
+                jobs = [
+                    Job(id=run.id, spec=spec, start_ns=sweep.start_ns, end_ns=sweep.end_ns,
+                        sweep_id=sweep_id, keep_equity=False)
+                    for run, spec in zip(new_runs, specs, strict=True)
+                ]
+            if jobs:
+                ranking = msgspec.structs.replace(ranking, asked=total + len(jobs))
+                new = msgspec.structs.replace(
+                    sweep, status="RUNNING", started_ns=started, progress=total / planned,
+                    metrics_json=msgspec.json.encode(ranking).decode(),
+                )
+            else:
+                new = msgspec.structs.replace(
+                    sweep, started_ns=started, finished_ns=now_ns,
+                    metrics_json=msgspec.json.encode(ranking).decode(),
+                    **_final(sweep, ranking),
+                )
         if store.swap_backtest(sweep, new):
+            # The sweep says how many runs it asked for before they exist: a process that
+            # sees fewer waits for them instead of asking the batch again.
+            for run in new_runs:
+                store.put_backtest(run)
             announce(new)
-            return
+            return (new if new.status in TERMINAL else None), jobs
 
 
 def ranking_of(
     sweep: BacktestRecord, runs: Sequence[BacktestRecord], registry: StrategyRegistry | None = None
 ) -> SweepRanking:
-    """The ranking of a sweep's stored runs: those that ended, in grid order (the order their
-    records were created in)."""
-    plan = replan(sweep.spec_json, registry)
+    """The ranking of a sweep's stored runs: those that ended, in grid (or trial) order (the
+    order their records were created in); the strategy looked up in `registry`."""
+    stored = read_sweep(sweep.spec_json)
+    skipped = replan(sweep.spec_json, registry).skipped if stored.grid is not None else []
     ended = sorted((run for run in runs if run.status in TERMINAL), key=lambda r: r.created_ns)
-    return rank_sweep(plan.rank_by, [_sweep_run(run) for run in ended], plan.skipped)
+    ranking = rank_sweep(stored.rank_by, [_sweep_run(run) for run in ended], skipped)
+    return msgspec.structs.replace(ranking, asked=len(runs))
+
+
+def _asked(sweep: BacktestRecord) -> int:
+    if sweep.metrics_json is None:
+        return 0
+    return msgspec.json.decode(sweep.metrics_json, type=SweepRanking).asked
 
 
 def _final(sweep: BacktestRecord, ranking: SweepRanking) -> dict[str, object]:

@@ -40,6 +40,8 @@ from tests.walks import MINUTE, T0, minute_walk
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "strategies"
 BARS = 2_000
+SEARCH = """mutation($input: BacktestInput!, $search: SearchInput!) {
+  runSweep(input: $input, search: $search, rankBy: "sharpe") { id } }"""
 STRATEGIES = "{ strategies { name direction source { kind file distribution entryPoint } } }"
 
 
@@ -100,6 +102,11 @@ def test_user_strategies_are_listed_and_run_where_the_workers_have_them(
         ended_known = finished(worker_settings, known)
         sweep = post(server, SWEEP, input=band_input("sma_band"), grid={"period": [20, 30]})
         ended_sweep = finished(worker_settings, sweep["data"]["runSweep"]["id"])
+        # Two batches: the worker asks the second from the strategy's own parameters.
+        search = post(server, SEARCH, input=band_input("sma_band"),
+                      search={"method": "RANDOM", "trials": 4, "batch": 2, "seed": 7,
+                              "space": {"period": {"min": 10, "max": 60}}})
+        ended_search = finished(worker_settings, search["data"]["runSweep"]["id"])
     finally:
         server.stop()
 
@@ -116,8 +123,8 @@ def test_user_strategies_are_listed_and_run_where_the_workers_have_them(
     assert ended_missing.error == (
         f"the worker {worker.name} has no strategy 'only_here' (it has bollinger_breakout,"
         " donchian_breakout, donchian_long_short, ema_cross, macd_trend, rsi_reversion,"
-        " sma_band); every worker needs the strategy too: the same CANDLEGRAPH_STRATEGY_PATH"
-        " files, or the same package installed"
+        " sma_band, trend_pullback); every worker needs the strategy too: the same"
+        " CANDLEGRAPH_STRATEGY_PATH files, or the same package installed"
     )
     assert (ended_known.status, ended_known.worker) == ("SUCCEEDED", worker.name)
     assert worker.proc.poll() is None
@@ -129,6 +136,10 @@ def test_user_strategies_are_listed_and_run_where_the_workers_have_them(
     ranking = msgspec.json.decode(ended_sweep.metrics_json or "")
     assert ended_sweep.status == "SUCCEEDED"
     assert sorted(run["params"]["period"] for run in ranking["runs"]) == [20, 30]
+    searched = msgspec.json.decode(ended_search.metrics_json or "")
+    assert (ended_search.status, ended_search.error) == ("SUCCEEDED", None)
+    periods = [run["params"]["period"] for run in searched["runs"]]
+    assert len(set(periods)) == 4 and all(10 <= period <= 60 for period in periods)
 
 
 def _direct(settings: Settings, input: dict[str, Any]) -> Metrics:

@@ -282,6 +282,7 @@ def test_every_strategy_runs_and_its_books_balance() -> None:
         ("bollinger_breakout", {"period": 10, "k": 1.0}),
         ("macd_trend", {"fast": 5, "slow": 13, "signal": 4}),
         ("donchian_breakout", {"entry_period": 10, "exit_period": 5}),
+        ("trend_pullback", {"trend": 100, "period": 3, "oversold": 45.0, "overbought": 55.0}),
     ]:
         spec = donchian_spec(strategy=strategy, params=params, sizing=EquityFraction(0.9))
 

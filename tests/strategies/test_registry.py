@@ -47,6 +47,12 @@ EXPECTED_PARAMETERS = {
         ("oversold", "float", 30.0, 1.0, 99.0),
         ("overbought", "float", 70.0, 1.0, 99.0),
     ],
+    "trend_pullback": [
+        ("trend", "int", 200, 2, 5000),
+        ("period", "int", 14, 2, 1000),
+        ("oversold", "float", 30.0, 1.0, 99.0),
+        ("overbought", "float", 70.0, 1.0, 99.0),
+    ],
 }
 
 
@@ -96,7 +102,8 @@ def test_unknown_strategy_lists_the_valid_names() -> None:
 
     assert str(caught.value) == (
         "unknown strategy 'ema_crosss'; valid strategies: bollinger_breakout, "
-        "donchian_breakout, donchian_long_short, ema_cross, macd_trend, rsi_reversion"
+        "donchian_breakout, donchian_long_short, ema_cross, macd_trend, rsi_reversion, "
+        "trend_pullback"
     )
     assert isinstance(caught.value, BacktestInputError)
 
