@@ -42,6 +42,8 @@ from tests.walks import MINUTE, T0, minute_walk
 
 LONG_BARS = 75_000  # three batches of 25,000 bars: seconds of work
 SHORT_BARS = 3_000
+#: Eight batches: several times the ack wait even on an idle machine (75,000 bars took 1.96 s).
+OUTLIVING_BARS = 200_000
 ACK_WAIT_S = 2.0
 RUN = "mutation($input: BacktestInput!) { runBacktest(input: $input) { id status } }"
 SWEEP = """mutation($input: BacktestInput!, $grid: JSON!) {
@@ -161,6 +163,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     store = SqliteStore(settings.store_path)
     store.upsert_candles(minute_walk(LONG_BARS, symbol="ETH-USDT"))
     store.upsert_candles(minute_walk(SHORT_BARS, symbol="BTC-USDT"))
+    store.upsert_candles(minute_walk(OUTLIVING_BARS, symbol="SOL-USDT"))
     store.close()
     yield settings
     nats_server.stop()
@@ -290,7 +293,7 @@ async def test_a_run_queued_on_one_server_is_followed_and_cancelled_from_the_oth
 async def test_restarting_a_server_leaves_the_runs_of_others_alone_and_long_runs_keep_their_job(
     cluster: Cluster, settings: Settings
 ) -> None:
-    theirs = submit(cluster.b, ema_input("ETH-USDT", LONG_BARS))
+    theirs = submit(cluster.b, ema_input("SOL-USDT", OUTLIVING_BARS))
     before = running(settings, theirs)
     cluster.restart_a()
     during = record(settings, theirs)
