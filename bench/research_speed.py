@@ -198,7 +198,7 @@ def main() -> None:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
             env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
-            env.update(settings.to_env())
+            env.update(settings.to_env(), CANDLEGRAPH_WORKER_METRICS_PORT="0")
             workers: list[subprocess.Popen[bytes]] = []
             try:
                 wait_for_port("127.0.0.1", port, timeout_s=10, proc=nats_proc)
