@@ -19,6 +19,9 @@ For each job:
   failed (the job is handed back after a pause);
 - a slot whose process dies hands the job back with the reason written on the record, or,
   after the last attempt, fails it with that reason.
+- a job delivered again for a run of a sweep or walk-forward that has ended (its worker died
+  after storing the result, before queuing what came next) has that done again
+  (`strategies.attempt.not_run`), and is acked.
 
 Stopping (SIGINT, SIGTERM) stops pulling, kills the slots' processes and hands their jobs back
 to the queue at once (they run again from the start, on another worker or after a restart).
@@ -57,7 +60,14 @@ from server.settings import Settings
 from server.stores import open_store
 from server.user_strategies import load_strategies
 from server.worker_metrics import QUEUE_POLL_S, WorkerMetrics
-from strategies.attempt import AttemptEnd, AttemptStore, claim, give_up, note_failure
+from strategies.attempt import (
+    AttemptEnd,
+    AttemptStore,
+    claim,
+    give_up,
+    not_run,
+    note_failure,
+)
 from strategies.jobs import Job, decode_job
 from strategies.registry import StrategyRegistry
 
@@ -164,7 +174,14 @@ class BacktestWorker:
         except StoreError as error:
             claimed = AttemptEnd(outcome="retry", detail=f"the store failed: {error}")
         if isinstance(claimed, AttemptEnd):
-            await self._ended(msg, job, attempt, claimed)
+            changed: list[BacktestRecord] = []
+            end = await asyncio.to_thread(
+                not_run, self._store, job, attempt, claimed, announce=changed.append,
+                clock=self._clock, registry=self._registry,
+            )
+            for record in changed:
+                await self._queue.announce(record)
+            await self._ended(msg, job, attempt, end)
             return
         log.info("backtest %s attempt %d: starting", job.id, attempt)
         keeping = asyncio.create_task(self._keep_alive(msg))

@@ -19,6 +19,9 @@ to one of its processes, which runs it (`run_attempt` does both in one process):
 5. For a run of a sweep or walk-forward, bring its record up to date
    (`strategies.walkforward_record.advance`); jobs that asks for (a search's next batch, a
    fold's test run) go back to the worker with the attempt's end, to be queued before the ack.
+   A job of a sweep's run that comes back from the queue (attempt 2 or later) for a run that
+   has ended means the process that ended it may have died before this step, or before its
+   jobs were queued: `strategies.walkforward_record.resume` does it again.
 
 Every change is announced (for the progress subscriptions of every server) after it is stored.
 The input's faults (`BacktestInputError`) and the engine's end the run FAILED with the reason;
@@ -49,7 +52,7 @@ from strategies.jobs import ACTIVE, TERMINAL, Job
 from strategies.registry import StrategyRegistry, builtin_registry
 from strategies.result import BacktestResult
 from strategies.runner import run_backtest
-from strategies.walkforward_record import advance, start
+from strategies.walkforward_record import advance, resume, start
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +129,9 @@ def run_attempt(
     except StoreError as error:
         return _retry(job, attempt, error)
     if isinstance(claimed, AttemptEnd):
-        return claimed
+        return not_run(
+            store, job, attempt, claimed, announce=announce, clock=clock, registry=registry
+        )
     announce(claimed)
     return run_claimed(
         store, job, claimed, announce=announce, candles=candles, clock=clock, registry=registry
@@ -153,6 +158,22 @@ def claim(
         )
         if store.swap_backtest(found, claimed):
             return claimed
+
+
+def not_run(
+    store: AttemptStore, job: Job, attempt: int, end: AttemptEnd, *, announce: Announce,
+    clock: Clock = time.time_ns, registry: StrategyRegistry | None = None,
+) -> AttemptEnd:
+    """How an attempt that `claim` did not let run ends. A redelivered job (attempt 2 or
+    later) of a sweep's or walk-forward's run that has ended: whoever ended it may have died
+    before step 5, so `resume` does it again, and its jobs go with the end."""
+    if end.status not in TERMINAL or attempt == 1 or job.sweep_id is None:
+        return end
+    try:
+        jobs = resume(store, job.sweep_id, clock(), announce, registry)
+    except StoreError as error:
+        return _retry(job, attempt, error)
+    return msgspec.structs.replace(end, jobs=jobs)
 
 
 def run_claimed(

@@ -22,6 +22,9 @@ import msgspec
 from db.backtest_store import BacktestRecord
 from strategies.spec import BacktestSpec
 
+#: The namespace of `child_id`'s name-based UUIDs.
+_CHILDREN = uuid.UUID("4f2c6a53-1d0e-4b1f-9a55-6c1b8e0f7d21")
+
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 ACTIVE = frozenset({"QUEUED", "RUNNING"})
 
@@ -87,14 +90,33 @@ def new_record(
     created_ns: int,
     spec_json: str | None = None,
     sweep_id: str | None = None,
+    id: str | None = None,
 ) -> BacktestRecord:
-    """A QUEUED record with a fresh id; `spec_json` defaults to the spec itself."""
+    """A QUEUED record with `id` (a fresh one by default); `spec_json` defaults to the spec
+    itself."""
     return BacktestRecord(
-        id=uuid.uuid4().hex, kind=kind, status="QUEUED", strategy=spec.strategy,
-        exchange=spec.exchange, symbol=spec.symbol, timeframe=spec.timeframe,
+        id=id if id is not None else uuid.uuid4().hex, kind=kind, status="QUEUED",
+        strategy=spec.strategy, exchange=spec.exchange, symbol=spec.symbol,
+        timeframe=spec.timeframe,
         start_ns=start_ns, end_ns=end_ns, created_ns=created_ns,
         spec_json=spec_json if spec_json is not None else msgspec.json.encode(spec).decode(),
         sweep_id=sweep_id,
+    )
+
+
+def child_id(parent_id: str, name: str) -> str:
+    """The id of the child `name` of record `parent_id` (a search's trial, a fold's test run):
+    the same every time, so a process that stores a child a dead one had asked for stores the
+    same record, and the queue drops its job if the first was queued."""
+    return uuid.uuid5(_CHILDREN, f"{parent_id}:{name}").hex
+
+
+def job_of(record: BacktestRecord, *, keep_equity: bool) -> Job:
+    """The job of a queued run's record."""
+    return Job(
+        id=record.id, spec=msgspec.json.decode(record.spec_json, type=BacktestSpec),
+        start_ns=record.start_ns, end_ns=record.end_ns, sweep_id=record.sweep_id,
+        keep_equity=keep_equity,
     )
 
 

@@ -99,6 +99,8 @@ class SweepRanking(msgspec.Struct, frozen=True, kw_only=True):
     skipped: list[SkippedRun] = msgspec.field(default_factory=list)
     #: Runs asked so far: a search's next batch is asked once all of them have ended.
     asked: int = 0
+    #: The trial number the last batch asked starts at (the runs before it are its history).
+    batch_from: int = 0
 
 
 class SerialSweep(msgspec.Struct, frozen=True, kw_only=True):

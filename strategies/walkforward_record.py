@@ -13,8 +13,9 @@ out-of-sample run. No process owns it:
   (stored as the walk-forward's own) and its metrics, in one compare-and-set.
 
 Jobs returned are for the caller to queue (a worker's slot hands them back with the attempt's
-end). A process that dies between ending a fold's sweep and storing its test run leaves the
-walk-forward RUNNING: cancel it and run it again.
+end, and the worker queues them before it acks the run's job). If that process dies after the
+run ended but before its jobs were queued, the queue delivers the run's job again, and the
+worker that gets it finds the run ended and calls `resume`, which does what was left undone.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import polars as pl
 
 from db.backtest_store import BacktestRecord, BacktestStore
 from db.candle_store import CandleStore
-from strategies.jobs import ACTIVE, TERMINAL, Job, new_record
+from strategies.jobs import ACTIVE, TERMINAL, Job, child_id, job_of, new_record
 from strategies.registry import StrategyRegistry
 from strategies.result import Metrics
 from strategies.sweep import SweepRanking, read_sweep
@@ -79,6 +80,38 @@ def advance(
     return jobs
 
 
+def resume(
+    store: ParentStore, id: str, now_ns: int, announce: Announce,
+    registry: StrategyRegistry | None = None,
+) -> list[Job]:
+    """Carry on where a process that died while ending a run of the sweep or walk-forward `id`
+    left off (its job came back from the queue, and the run had ended): do what `advance`
+    does, store a search's batch asked for but not stored, and a fold's test run not stored
+    after its sweep ended; then queue again every run of it still QUEUED, since the dead
+    process may not have queued them (the queue drops a job it already holds, and a worker
+    skips a second delivery of a run another attempt holds). The jobs to queue."""
+    record = store.backtest(id)
+    if record is None:
+        return []
+    jobs: list[Job] = []
+    if record.kind == "sweep":
+        _, jobs = advance_sweep(store, id, now_ns, announce, registry, resume=True)
+    walk_id = id if record.kind == "walkforward" else record.sweep_id
+    if walk_id is not None:
+        for fold in store.backtests(sweep_id=walk_id, limit=_MAX_CHILDREN):
+            if fold.kind == "sweep" and store.backtest(child_id(fold.id, "test")) is None:
+                jobs += _open_test(store, fold, now_ns)
+    jobs += advance(store, id, now_ns, announce, registry)
+    # A sweep's runs keep no equity curve; a walk-forward's test runs do (it is stitched).
+    owners = [(id, False)] if record.kind == "sweep" else []
+    owners += [(walk_id, True)] if walk_id is not None else []
+    for owner, keep_equity in owners:
+        for run in store.backtests(sweep_id=owner, status="QUEUED", limit=_MAX_CHILDREN):
+            if run.kind == "backtest":
+                jobs.append(job_of(run, keep_equity=keep_equity))
+    return list({job.id: job for job in jobs}.values())
+
+
 def _open_test(store: BacktestStore, sweep: BacktestRecord, now_ns: int) -> list[Job]:
     """The out-of-sample run of the fold whose sweep just ended, when it succeeded."""
     if sweep.status != "SUCCEEDED" or sweep.metrics_json is None or sweep.sweep_id is None:
@@ -90,7 +123,8 @@ def _open_test(store: BacktestStore, sweep: BacktestRecord, now_ns: int) -> list
     fold = read_walkforward(parent.spec_json).folds[read_sweep(sweep.spec_json).fold or 0]
     spec = msgspec.structs.replace(read_sweep(sweep.spec_json).base, params=best.params)
     run = new_record(spec, kind="backtest", start_ns=fold.test_start_ns,
-                     end_ns=fold.test_end_ns, created_ns=now_ns, sweep_id=parent.id)
+                     end_ns=fold.test_end_ns, created_ns=now_ns, sweep_id=parent.id,
+                     id=child_id(sweep.id, "test"))
     store.put_backtest(run)
     return [Job(id=run.id, spec=spec, start_ns=run.start_ns, end_ns=run.end_ns,
                 sweep_id=parent.id)]
