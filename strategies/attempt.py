@@ -320,10 +320,13 @@ def give_up(
 ) -> BacktestRecord | None:
     """Mark a run that `attempts` deliveries could not finish FAILED, with `reason` (that of
     the last attempt; `SILENT_END` when it left none). None if it had ended anyway. Jobs to
-    queue for its sweep (`strategies.walkforward_record.advance`) are added to `jobs`."""
+    queue for its sweep (`strategies.walkforward_record.advance`) are added to `jobs`; for a
+    run of a sweep that had ended, those of `resume` (as `not_run` would)."""
     while True:
         found = store.backtest(id)
         if found is None or found.status in TERMINAL:
+            if found is not None and sweep_id is not None and jobs is not None:
+                jobs.extend(resume(store, sweep_id, now_ns, announce, registry))
             return None
         last = reason
         if last is None and found.error is not None and found.attempt == attempts:

@@ -22,7 +22,7 @@ import pytest
 
 from db.backtest_store import BacktestRecord
 from db.sqlite import SqliteStore
-from strategies.attempt import run_attempt
+from strategies.attempt import give_up, run_attempt
 from strategies.jobs import TERMINAL, Job
 from strategies.request import BacktestRequest
 from strategies.service import BacktestService, SearchRequest, WalkForwardRequest
@@ -94,11 +94,14 @@ def submit(store: DyingStore, queue: ListQueue, walk: WalkForwardRequest | None 
 def drive(
     store: DyingStore, queue: ListQueue, *,
     dies_after: Callable[[BacktestRecord], bool] | None = None, drops_jobs_of: int | None = None,
+    was_last_attempt: bool = False,
 ) -> int:
     """Run queued jobs until none is left. The process dies once: after announcing the first
     record `dies_after` picks, at the write `store.dies_at` picks, or, for the `drops_jobs_of`-th
     job, after the attempt but before its jobs are queued. The job it was on comes back as
-    attempt 2 (the queue's redelivery), after the jobs already waiting. How many died."""
+    attempt 2 (the queue's redelivery), after the jobs already waiting; or, if that
+    `was_last_attempt`, the worker gives it up (`give_up`), as it does past `max_attempts`.
+    How many died."""
     deaths, handled = 0, 0
 
     def announce(record: BacktestRecord) -> None:
@@ -116,7 +119,13 @@ def drive(
                 raise Died("before queuing the attempt's jobs")
         except Died:
             deaths += 1
-            queue.put([job], attempt + 1)
+            if was_last_attempt:
+                jobs: list[Job] = []
+                give_up(store, job.id, attempt, None, now_ns=T0, announce=announce,
+                        sweep_id=job.sweep_id, jobs=jobs)
+                queue.put(jobs)
+            else:
+                queue.put([job], attempt + 1)
             continue
         queue.put(end.jobs)
     return deaths
@@ -146,16 +155,20 @@ def clean_search(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Any]:
     return outcome(store, id)
 
 
-@pytest.mark.parametrize("where", ["after its result", "before queuing its jobs"])
+@pytest.mark.parametrize(
+    "where",
+    ["after its result", "after its result, on its last attempt", "before queuing its jobs"],
+)
 def test_a_search_whose_batch_ender_died_ends_as_if_it_had_not(
     store: DyingStore, clean_search: tuple[str, Any], where: str
 ) -> None:
     queue = ListQueue()
     id = submit(store, queue)
     # The third job is the first batch's last run: its end asks for the second batch.
-    if where == "after its result":
+    if where.startswith("after its result"):
         third = queue.waiting[2][0].id
-        deaths = drive(store, queue, dies_after=lambda r: r.id == third and r.status in TERMINAL)
+        deaths = drive(store, queue, dies_after=lambda r: r.id == third and r.status in TERMINAL,
+                       was_last_attempt=where.endswith("last attempt"))
     else:
         deaths = drive(store, queue, drops_jobs_of=3)
 
