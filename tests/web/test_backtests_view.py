@@ -217,3 +217,30 @@ async def test_a_sweeps_ranking_table_matches_the_api_and_its_rows_open_their_ru
                                   f"{{ {METRICS} }} }} }}", id=best["id"])["backtest"]["metrics"]
     assert await metrics_shown(client_page, "#results table.metrics") == full
     await client_page.screenshot("sweep-run")
+
+
+async def test_a_tpe_search_from_the_sweep_form_runs_its_trials_from_the_grids_values(
+    client_page: ClientPage, history_site: LiveApi
+) -> None:
+    client_page.base_url = history_site.url
+    await client_page.open("#/sweep")
+    form = await fill_form(client_page, "sweep", "ema_cross", fast="5, 10, 15", slow="20, 30")
+    trials = form.locator("input[name=trials]")
+    assert await trials.is_hidden()  # GRID: every combination, no trials to give
+    await form.locator("select[name=method]").select_option("TPE")
+    await trials.fill("4")
+    await form.locator("input[name=seed]").fill("5")
+    await form.locator("button[name=submit]").click()
+    table = client_page.page.locator("#ranking table.ranking")
+    await table.wait_for(timeout=90_000)
+    id = await table.get_attribute("data-sweep")
+    ranking = api_data(history_site, """query($id: ID!) { backtest(id: $id) { ranking {
+        runs { id params } } } }""", id=id)["backtest"]["ranking"]
+
+    shown = await client_page.js(
+        "() => [...document.querySelectorAll('#ranking tbody tr')].map(tr => tr.dataset.id)")
+    assert shown == [run["id"] for run in ranking["runs"]]
+    chosen = [(run["params"]["fast"], run["params"]["slow"]) for run in ranking["runs"]]
+    assert len(set(chosen)) == 4
+    assert all(fast in (5, 10, 15) and slow in (20, 30) for fast, slow in chosen)
+    await client_page.screenshot("tpe-search")

@@ -1,5 +1,6 @@
 // Parameter sweeps: a grid form (values to try per parameter), `runSweep`, a progress bar,
-// and the ranking table once every run has ended. A row opens its run.
+// and the ranking table once every run has ended. A row opens its run. GRID runs every
+// combination; RANDOM and TPE run `trials` of them, chosen from the grid's values (`search`).
 
 import { ENDED, ProgressPanel } from './backtest-view.js';
 import { el, select } from './dom.js';
@@ -9,8 +10,10 @@ import { STRATEGIES, StrategyForm } from './strategy-form.js';
 
 const RANK_BY = ['sharpe', 'total_return', 'cagr', 'sortino', 'calmar', 'max_drawdown',
   'annual_volatility', 'win_rate', 'profit_factor', 'expectancy', 'final_equity'];
-const SWEEP = `mutation Sweep($input: BacktestInput!, $grid: JSON!, $rankBy: String!) {
-  runSweep(input: $input, grid: $grid, rankBy: $rankBy) { id status }
+const METHODS = [['GRID', 'grid: every combination'], ['RANDOM', 'random'], ['TPE', 'TPE (Optuna)']];
+const SWEEP = `mutation Sweep($input: BacktestInput!, $grid: JSON!, $rankBy: String!,
+    $search: SearchInput) {
+  runSweep(input: $input, grid: $grid, rankBy: $rankBy, search: $search) { id status }
 }`;
 const RANKING = `query Ranking($id: ID!) {
   backtest(id: $id) {
@@ -44,9 +47,23 @@ export class SweepView {
         const [{ strategies }, markets] = await Promise.all([
           this.api.request(STRATEGIES), this.app.symbols()]);
         this.rankBy = select(RANK_BY, { name: 'rankBy' });
+        this.method = select(METHODS, { name: 'method' });
+        this.trials = el('input', { name: 'trials', type: 'number', min: 1, step: 1, value: 20 });
+        this.seed = el('input', { name: 'seed', type: 'number', step: 1, placeholder: 'random' });
+        const searching = [
+          field('Trials ', this.trials, { arg: 'search.trials' }),
+          field('Seed ', this.seed, { arg: 'search.seed', hint: 'the same seed, the same trials' }),
+        ];
+        const showSearch = () => {
+          for (const box of searching) box.hidden = this.method.value === 'GRID';
+        };
+        this.method.addEventListener('change', showSearch);
+        showSearch();
         this.form = new StrategyForm({
           strategies, markets, grid: true, submit: 'Run sweep',
-          extra: [field('Rank by ', this.rankBy, { arg: 'rankBy' })],
+          extra: [field('Rank by ', this.rankBy, { arg: 'rankBy' }),
+            field('Search ', this.method, { arg: 'search.method search.space search.batch' }),
+            ...searching],
         });
       } catch (error) {
         this.formBox.replaceChildren(el('p', { className: 'error' }, error.message));
@@ -65,8 +82,14 @@ export class SweepView {
   async #run() {
     clearErrors(this.form.element);
     try {
+      const method = this.method.value;
+      const search = method === 'GRID' ? null : {
+        method,
+        trials: this.trials.value === '' ? null : Number(this.trials.value),
+        seed: this.seed.value === '' ? null : Number(this.seed.value),
+      };
       const { runSweep } = await this.api.request(SWEEP, {
-        ...this.form.read(), rankBy: this.rankBy.value,
+        ...this.form.read(), rankBy: this.rankBy.value, search,
       });
       location.hash = `#/sweep?id=${encodeURIComponent(runSweep.id)}`;
     } catch (error) {
