@@ -244,3 +244,62 @@ async def test_a_tpe_search_from_the_sweep_form_runs_its_trials_from_the_grids_v
     assert len(set(chosen)) == 4
     assert all(fast in (5, 10, 15) and slow in (20, 30) for fast, slow in chosen)
     await client_page.screenshot("tpe-search")
+
+
+async def test_a_walk_forward_from_the_page_shows_the_apis_folds_metrics_and_stitched_curve(
+    client_page: ClientPage, history_site: LiveApi
+) -> None:
+    client_page.base_url = history_site.url
+    await client_page.open("#/walkforward")
+    form = await fill_form(client_page, "walkforward", "ema_cross", fast="5, 10", slow="20, 30")
+    await form.locator("input[name=folds]").fill("2")
+    await form.locator("button[name=submit]").click()
+    table = client_page.page.locator("#walkforward-result table.folds")
+    await table.wait_for(timeout=90_000)
+    id = await table.get_attribute("data-walkforward")
+    result = api_data(history_site, f"""query($id: ID!) {{ backtest(id: $id) {{ status
+        walkForward {{ efficiency metrics {{ {METRICS} }} folds {{ index testId params
+        outOfSample {{ totalReturn sharpe tradeCount }} }} }} equity {{ ts equity }} }} }}""",
+                      id=id)["backtest"]
+    walk = result["walkForward"]
+    assert result["status"] == "SUCCEEDED" and len(walk["folds"]) == 2
+
+    rows = await client_page.js("""() => [...document.querySelectorAll(
+        '#walkforward-result table.folds tbody tr')].map(tr => ({
+        index: Number(tr.dataset.index), testId: tr.dataset.testId,
+        figures: [...tr.querySelectorAll('td[data-value]')].map(td => JSON.parse(td.dataset.value))
+        }))""")
+    assert [(row["index"], row["testId"]) for row in rows] == [
+        (fold["index"], fold["testId"]) for fold in walk["folds"]]
+    for row, fold in zip(rows, walk["folds"], strict=True):
+        out = fold["outOfSample"]
+        assert row["figures"][2:] == [out["totalReturn"], out["sharpe"], out["tradeCount"]]
+    assert await metrics_shown(client_page, "#walkforward-result table.metrics") == walk["metrics"]
+    efficiency = await client_page.js(
+        "() => JSON.parse(document.querySelector('#efficiency').dataset.value)")
+    assert efficiency == walk["efficiency"]
+    curve = await client_page.js(
+        "() => candlegraph.walkforward.chart.series[0].data().map(p => p.value)")
+    assert curve == result["equity"]["equity"]
+    await client_page.screenshot("walkforward")
+
+    first = walk["folds"][0]
+    await client_page.page.locator(
+        f"#walkforward-result tr[data-test-id='{first['testId']}']").click()
+    await client_page.page.locator(f"#run-title[data-id='{first['testId']}']").wait_for()
+
+
+async def test_folds_that_do_not_fit_show_the_apis_message_beside_the_test_bars(
+    client_page: ClientPage, history_site: LiveApi
+) -> None:
+    client_page.base_url = history_site.url
+    await client_page.open("#/walkforward")
+    form = await fill_form(client_page, "walkforward", "ema_cross", fast="5", slow="20")
+    await form.locator("input[name=testBars]").fill("100000000")
+    await form.locator("button[name=submit]").click()
+    shown = form.locator("[data-arg~='testBars'] .error")
+    await shown.wait_for(state="visible")
+
+    assert (await shown.inner_text()).startswith("BAD_USER_INPUT ")
+    assert await form.locator(".form-error").is_hidden()
+    assert await client_page.js("() => location.hash") == "#/walkforward"

@@ -1,7 +1,8 @@
 // The CandleGraph web client: plain ES modules, no build step, only the public GraphQL API.
 //
 // Views are picked by the URL's hash (`#/market?exchange=sim&symbol=BTC-USDT&timeframe=1m`,
-// `#/backtest?id=…`, `#/runs?compare=a,b`, `#/sweep?id=…`), so every view can be linked to.
+// `#/backtest?id=…`, `#/runs?compare=a,b`, `#/sweep?id=…`, `#/walkforward?id=…`), so every
+// view can be linked to.
 // `window.candlegraph` holds the views, for the browser console and for tests that read what
 // the page holds (`candlegraph.market.chart.candles.data()`).
 
@@ -10,6 +11,7 @@ import { BacktestView } from './backtest-view.js';
 import { MarketView } from './market-view.js';
 import { RunsView } from './runs-view.js';
 import { SweepView } from './sweep-view.js';
+import { WalkForwardView } from './walkforward-view.js';
 
 const SYMBOLS = '{ symbols { exchange symbol firstTs lastTs lastPrice } }';
 
@@ -21,6 +23,7 @@ class App {
       backtest: new BacktestView(this, document.getElementById('backtest')),
       runs: new RunsView(this, document.getElementById('runs')),
       sweep: new SweepView(this, document.getElementById('sweep')),
+      walkforward: new WalkForwardView(this, document.getElementById('walkforward')),
     };
     this.#keyForm();
     window.addEventListener('hashchange', () => this.route());
@@ -33,6 +36,8 @@ class App {
   get runs() { return this.views.runs; }
 
   get sweep() { return this.views.sweep; }
+
+  get walkforward() { return this.views.walkforward; }
 
   /** The markets with stored candles, asked for once (and again after an error). */
   symbols() {

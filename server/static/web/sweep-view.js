@@ -8,9 +8,9 @@ import { clearErrors, field, showErrors } from './forms.js';
 import { number, percent } from './format.js';
 import { STRATEGIES, StrategyForm } from './strategy-form.js';
 
-const RANK_BY = ['sharpe', 'total_return', 'cagr', 'sortino', 'calmar', 'max_drawdown',
+export const RANK_BY = ['sharpe', 'total_return', 'cagr', 'sortino', 'calmar', 'max_drawdown',
   'annual_volatility', 'win_rate', 'profit_factor', 'expectancy', 'final_equity'];
-const METHODS = [['GRID', 'grid: every combination'], ['RANDOM', 'random'], ['TPE', 'TPE (Optuna)']];
+export const METHODS = [['GRID', 'grid: every combination'], ['RANDOM', 'random'], ['TPE', 'TPE (Optuna)']];
 const SWEEP = `mutation Sweep($input: BacktestInput!, $grid: JSON!, $rankBy: String!,
     $search: SearchInput) {
   runSweep(input: $input, grid: $grid, rankBy: $rankBy, search: $search) { id status }
