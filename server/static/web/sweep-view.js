@@ -10,7 +10,7 @@ import { STRATEGIES, StrategyForm } from './strategy-form.js';
 
 export const RANK_BY = ['sharpe', 'total_return', 'cagr', 'sortino', 'calmar', 'max_drawdown',
   'annual_volatility', 'win_rate', 'profit_factor', 'expectancy', 'final_equity'];
-export const METHODS = [['GRID', 'grid: every combination'], ['RANDOM', 'random'], ['TPE', 'TPE (Optuna)']];
+const METHODS = [['GRID', 'grid: every combination'], ['RANDOM', 'random'], ['TPE', 'TPE (Optuna)']];
 const SWEEP = `mutation Sweep($input: BacktestInput!, $grid: JSON!, $rankBy: String!,
     $search: SearchInput) {
   runSweep(input: $input, grid: $grid, rankBy: $rankBy, search: $search) { id status }
@@ -30,6 +30,35 @@ const COLUMNS = [['totalReturn', 'return', percent], ['sharpe', 'Sharpe', number
   ['maxDrawdown', 'max DD', percent], ['winRate', 'win rate', percent],
   ['tradeCount', 'trades', number], ['finalEquity', 'final equity', number]];
 
+/** The search fields of a sweep or walk-forward form: the method, and for RANDOM and TPE the
+ * trials and seed (hidden for GRID). `read()` gives the API's `search` argument. */
+export class SearchFields {
+  constructor() {
+    this.method = select(METHODS, { name: 'method' });
+    this.trials = el('input', { name: 'trials', type: 'number', min: 1, step: 1, value: 20 });
+    this.seed = el('input', { name: 'seed', type: 'number', step: 1, placeholder: 'random' });
+    const searching = [
+      field('Trials ', this.trials, { arg: 'search.trials' }),
+      field('Seed ', this.seed, { arg: 'search.seed', hint: 'the same seed, the same trials' }),
+    ];
+    const show = () => {
+      for (const box of searching) box.hidden = this.method.value === 'GRID';
+    };
+    this.method.addEventListener('change', show);
+    show();
+    this.fields = [
+      field('Search ', this.method, { arg: 'search.method search.space search.batch' }),
+      ...searching];
+  }
+
+  read() {
+    const method = this.method.value;
+    const orNull = (input) => (input.value === '' ? null : Number(input.value));
+    return method === 'GRID' ? null
+      : { method, trials: orNull(this.trials), seed: orNull(this.seed) };
+  }
+}
+
 export class SweepView {
   constructor(app, root) {
     this.app = app;
@@ -47,23 +76,10 @@ export class SweepView {
         const [{ strategies }, markets] = await Promise.all([
           this.api.request(STRATEGIES), this.app.symbols()]);
         this.rankBy = select(RANK_BY, { name: 'rankBy' });
-        this.method = select(METHODS, { name: 'method' });
-        this.trials = el('input', { name: 'trials', type: 'number', min: 1, step: 1, value: 20 });
-        this.seed = el('input', { name: 'seed', type: 'number', step: 1, placeholder: 'random' });
-        const searching = [
-          field('Trials ', this.trials, { arg: 'search.trials' }),
-          field('Seed ', this.seed, { arg: 'search.seed', hint: 'the same seed, the same trials' }),
-        ];
-        const showSearch = () => {
-          for (const box of searching) box.hidden = this.method.value === 'GRID';
-        };
-        this.method.addEventListener('change', showSearch);
-        showSearch();
+        this.search = new SearchFields();
         this.form = new StrategyForm({
           strategies, markets, grid: true, submit: 'Run sweep',
-          extra: [field('Rank by ', this.rankBy, { arg: 'rankBy' }),
-            field('Search ', this.method, { arg: 'search.method search.space search.batch' }),
-            ...searching],
+          extra: [field('Rank by ', this.rankBy, { arg: 'rankBy' }), ...this.search.fields],
         });
       } catch (error) {
         this.formBox.replaceChildren(el('p', { className: 'error' }, error.message));
@@ -82,14 +98,8 @@ export class SweepView {
   async #run() {
     clearErrors(this.form.element);
     try {
-      const method = this.method.value;
-      const search = method === 'GRID' ? null : {
-        method,
-        trials: this.trials.value === '' ? null : Number(this.trials.value),
-        seed: this.seed.value === '' ? null : Number(this.seed.value),
-      };
       const { runSweep } = await this.api.request(SWEEP, {
-        ...this.form.read(), rankBy: this.rankBy.value, search,
+        ...this.form.read(), rankBy: this.rankBy.value, search: this.search.read(),
       });
       location.hash = `#/sweep?id=${encodeURIComponent(runSweep.id)}`;
     } catch (error) {

@@ -10,7 +10,7 @@ import { EquityChart } from './equity-chart.js';
 import { clearErrors, field, showErrors } from './forms.js';
 import { number, percent, utc } from './format.js';
 import { STRATEGIES, StrategyForm } from './strategy-form.js';
-import { METHODS, RANK_BY } from './sweep-view.js';
+import { RANK_BY, SearchFields } from './sweep-view.js';
 
 const RUN = `mutation WalkForward($input: BacktestInput!, $grid: JSON, $search: SearchInput,
     $folds: Int!, $trainFraction: Float, $testBars: Int, $anchored: Boolean!,
@@ -99,18 +99,9 @@ export class WalkForwardView {
       trainFraction: input('trainFraction', { min: 0.05, max: 0.95, step: 0.05, value: 0.5 }),
       testBars: input('testBars', { min: 1, step: 1, placeholder: 'what training leaves' }),
       anchored: el('input', { name: 'anchored', type: 'checkbox' }),
-      method: select(METHODS, { name: 'method' }),
-      trials: input('trials', { min: 1, step: 1, value: 20 }),
-      seed: input('seed', { step: 1, placeholder: 'random' }),
     };
     const c = this.controls;
-    const searching = [field('Trials ', c.trials, { arg: 'search.trials' }),
-      field('Seed ', c.seed, { arg: 'search.seed' })];
-    const showSearch = () => {
-      for (const box of searching) box.hidden = c.method.value === 'GRID';
-    };
-    c.method.addEventListener('change', showSearch);
-    showSearch();
+    this.search = new SearchFields();
     this.form = new StrategyForm({
       strategies, markets, grid: true, submit: 'Run walk-forward',
       extra: [
@@ -120,8 +111,7 @@ export class WalkForwardView {
         field('Test bars ', c.testBars, { arg: 'testBars' }),
         field('Anchored ', c.anchored, { hint: 'train on every bar from the start' }),
         field('Rank by ', c.rankBy, { arg: 'rankBy' }),
-        field('Search ', c.method, { arg: 'search.method search.space search.batch' }),
-        ...searching,
+        ...this.search.fields,
       ],
     });
     this.form.element.addEventListener('submit', (event) => {
@@ -135,12 +125,9 @@ export class WalkForwardView {
     clearErrors(this.form.element);
     const c = this.controls;
     const orNull = (control) => (control.value === '' ? null : Number(control.value));
-    const method = c.method.value;
     try {
       const { runWalkForward } = await this.api.request(RUN, {
-        ...this.form.read(),
-        search: method === 'GRID' ? null
-          : { method, trials: orNull(c.trials), seed: orNull(c.seed) },
+        ...this.form.read(), search: this.search.read(),
         folds: orNull(c.folds), trainFraction: orNull(c.trainFraction),
         testBars: orNull(c.testBars), anchored: c.anchored.checked, rankBy: c.rankBy.value,
       });
