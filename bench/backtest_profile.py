@@ -151,8 +151,8 @@ def profile(store_path: Path, *, top: int = 8, fast: int = 10, slow: int = 30) -
             out, raw = Path(directory) / "out.json", Path(directory) / "stacks.txt"
             child = [sys.executable, __file__, "--child", kind, "--store", str(store_path),
                      "--out", str(out), "--fast", str(fast), "--slow", str(slow)]
-            sampled = py_spy is not None
-            if sampled:
+            sampled = False
+            if py_spy is not None:
                 command = [py_spy, "record", "--nonblocking", "--rate", "100", "--format", "raw",
                            "--output", str(raw), "--", *child]
                 done = subprocess.run(command, stdout=subprocess.DEVNULL,

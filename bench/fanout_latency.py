@@ -166,7 +166,7 @@ async def graphql_cpu_per_delivery_us(subscribers: int, events: int = 200) -> fl
     async def one() -> None:
         nonlocal delivered
         context = Context(store=Store(), feed=Feed(), limits=Limits(timeframes=("1s",)))  # type: ignore[arg-type]  # test doubles of the context's protocols
-        async for result in await schema.subscribe(QUERY, context_value=context):  # type: ignore[union-attr]  # a subscription gives an async generator
+        async for result in await schema.subscribe(QUERY, context_value=context):
             if result.errors:
                 raise RuntimeError(f"subscription failed: {result.errors}")
             delivered += 1

@@ -28,13 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import polars as pl
 from served import served
+from timing import median_ms
 
 from db.sqlite import SqliteStore
 from graphql_schema.context import Context, Limits
@@ -86,15 +86,6 @@ class _MemoryReader:
 class _NoFeed:
     def subscribe(self, *args: Any) -> Any:
         raise RuntimeError("the benchmark runs no subscriptions")
-
-
-def median_ms(run: Callable[[], Any], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 async def execute_median_ms(query: str, store: Any, runs: int) -> float:

@@ -41,7 +41,7 @@ from server.processes import free_port, nats_server_binary, stop_all, wait_for_p
 from server.settings import PREFIX, Settings
 from strategies.jobs import TERMINAL
 from strategies.request import BacktestRequest, base_spec
-from strategies.search import FloatRange, IntRange, Search, Told, ask
+from strategies.search import Dimension, FloatRange, IntRange, Search, Told, ask
 from strategies.service import BacktestService, WalkForwardRequest
 from strategies.sweep import plan_sweep, run_serially
 from strategies.walkforward import WalkForwardResult
@@ -58,7 +58,7 @@ TPE_GRID: dict[str, list[int | float | bool]] = {
     "trend": [50, 100, 150, 200, 250], "period": [4, 8, 12, 16, 20],
     "oversold": [15.0, 25.0, 35.0, 45.0], "overbought": [55.0, 65.0, 75.0, 85.0],
 }
-TPE_SPACE = {
+TPE_SPACE: dict[str, Dimension] = {
     "trend": IntRange(50, 250, 50), "period": IntRange(4, 20, 4),
     "oversold": FloatRange(15.0, 45.0, 10.0), "overbought": FloatRange(55.0, 85.0, 10.0),
 }

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import nats
 import numpy as np
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright
 from served import served
 
 from db.sqlite import SqliteStore
@@ -50,7 +50,7 @@ SUBJECT = "candles.bench.BTC-USDT.1s"
 PAINT_ROUTE = "#/market?exchange=bench&symbol=BTC-USDT&timeframe=1m&bars=10000"
 LIVE_ROUTE = "#/market?exchange=bench&symbol=BTC-USDT&timeframe=1s&bars=500"
 WARMUP_UPDATES = 20
-VIEWPORT = {"width": 1400, "height": 860}
+VIEWPORT: ViewportSize = {"width": 1400, "height": 860}
 CHROMIUM = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser", "google-chrome")
 
 

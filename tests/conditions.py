@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 import pytest
 
 
-def wait_until[T](predicate: Callable[[], T], *, timeout_s: float = 10.0, what: str = "") -> T:
-    """Poll `predicate` until it returns something truthy; fail the test after `timeout_s`."""
+def wait_until[T](
+    predicate: Callable[[], T | Literal[False] | None], *, timeout_s: float = 10.0, what: str = ""
+) -> T:
+    """Poll `predicate` until it returns something truthy; fail the test after `timeout_s`.
+
+    Returns that value: never the None or False the predicate gives while it waits.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()
@@ -22,7 +28,8 @@ def wait_until[T](predicate: Callable[[], T], *, timeout_s: float = 10.0, what: 
 
 
 async def eventually[T](
-    predicate: Callable[[], Awaitable[T]], *, timeout_s: float = 10.0, what: str = ""
+    predicate: Callable[[], Awaitable[T | Literal[False] | None]], *, timeout_s: float = 10.0,
+    what: str = "",
 ) -> T:
     """The asyncio form of `wait_until`, for predicates that must await."""
     deadline = time.monotonic() + timeout_s

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from starlette.types import ASGIApp
 
 from server.app import create_app
 from server.processes import free_port, nats_server_binary, wait_for_port
@@ -78,7 +79,7 @@ class UvicornServer:
     """
 
     def __init__(
-        self, app: object, *, send_buffer: int | None = None, port: int = 0
+        self, app: ASGIApp, *, send_buffer: int | None = None, port: int = 0
     ) -> None:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -61,7 +61,9 @@ def test_the_image_gets_the_same_versions_as_the_tests() -> None:
 
 
 def test_the_test_environment_is_the_locked_one() -> None:
-    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    installed: dict[str, str] = {
+        canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()
+    }
     locked = pins("requirements-dev.lock")
     assert {name: (version, installed.get(name)) for name, (version, _) in locked.items()
             if installed.get(name) != version} == {}

@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import polars as pl
-from polars.expr.whenthen import ChainedThen, Then
 
 from flows.files.layouts import BINANCE_KLINES
 from flows.files.timestamps import ns_expr
@@ -85,10 +84,11 @@ def _bad(checks: Checks) -> pl.Expr:
 
 
 def _reasons(checks: Checks) -> pl.Expr:
-    expr: Then | ChainedThen = pl.when(checks[0][0]).then(checks[0][1])
-    for condition, reason in checks[1:]:
-        expr = expr.when(condition).then(reason)
-    return expr.otherwise(pl.lit("a field does not read"))
+    """The reason of the first check that fails (a null condition does not)."""
+    return pl.coalesce(
+        *(pl.when(condition).then(reason) for condition, reason in checks),
+        pl.lit("a field does not read"),
+    )
 
 
 def trade_rows(

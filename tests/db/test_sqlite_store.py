@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -199,7 +200,7 @@ def point(ts: int, name: str, value: float, *, symbol: str = "BTC-USDT") -> Indi
     return IndicatorPoint("sim", symbol, "1m", ts, name, value)
 
 
-def bits(values: list[float | None]) -> list[str | None]:
+def bits(values: Sequence[float | None]) -> list[str | None]:
     return [None if v is None else v.hex() for v in values]
 
 
@@ -266,7 +267,9 @@ def test_an_indicator_file_of_one_row_per_value_is_migrated_on_open(
                 timeframe TEXT NOT NULL, name TEXT NOT NULL,
                 PRIMARY KEY (exchange, symbol, timeframe, name)) WITHOUT ROWID;
         """)
-        rows = [("sim", "BTC-USDT", "1m", i * M, "x", v) for i, v in enumerate(ODD)]
+        rows: list[tuple[str, str, str, int, str, float | None]] = [
+            ("sim", "BTC-USDT", "1m", i * M, "x", v) for i, v in enumerate(ODD)
+        ]
         rows += [("sim", "BTC-USDT", "1m", i * M, "y", float(i)) for i in range(len(ODD))]
         rows += [("sim", "BTC-USDT", "1m", 0, "z", None), ("sim", "ETH-USDT", "1h", 0, "x", 9.0)]
         conn.executemany("INSERT INTO indicators VALUES (?, ?, ?, ?, ?, ?)", rows)

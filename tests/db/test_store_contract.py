@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+from typing import TypedDict
 
 import polars as pl
 import pytest
@@ -135,9 +136,17 @@ def test_candles_frame_holds_the_range_as_typed_columns(store: Store) -> None:
     assert store.candles_frame("sim", "BTC-USDT", "1m", 0, T0).height == 0
 
 
+class Page(TypedDict, total=False):
+    """Paging arguments of `candles_frame` and `candles`."""
+
+    limit: int
+    from_start: bool
+
+
 def test_candles_frame_pages_like_candles(store: Store) -> None:
     store.upsert_candles(minutes(6))
-    for kwargs in ({"limit": 2}, {"limit": 2, "from_start": True}, {"limit": 0}, {}):
+    pages: list[Page] = [{"limit": 2}, {"limit": 2, "from_start": True}, {"limit": 0}, {}]
+    for kwargs in pages:
         frame = store.candles_frame("sim", "BTC-USDT", "1m", T0 + M, None, **kwargs)
         objects = store.candles(
             "sim", "BTC-USDT", "1m", start_ns=T0 + M, limit=kwargs.get("limit", 100),

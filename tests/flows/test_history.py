@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -64,7 +65,7 @@ def stored_values(store: SqliteStore, exchange: str = "binance") -> dict[int, di
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
     store = SqliteStore(tmp_path / "store.sqlite")
     yield store
     store.close()
@@ -189,5 +190,7 @@ def test_after_a_restart_the_first_live_sma_equals_the_batch_sma_of_the_stored_c
     assert first_live.indicators["sma_20"] == pytest.approx(batch.iloc[-1], rel=RTOL)
     # Without the warm-up, the first live candle has no SMA yet.
     cold = SqliteStore(store.path.with_name("cold.sqlite"))
-    assert "sma_20" not in live_run(cold, minute_trades(range(30, 32)), warm=False)[0].indicators
+    cold_first = live_run(cold, minute_trades(range(30, 32)), warm=False)[0]
+    assert cold_first.indicators is not None
+    assert "sma_20" not in cold_first.indicators
     cold.close()

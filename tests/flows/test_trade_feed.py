@@ -7,7 +7,8 @@ import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TypedDict, Unpack
 
 import msgspec
 import nats.js.errors
@@ -33,6 +34,14 @@ from market.trade_cursor import TradeCursor
 from tests.conditions import eventually
 from tests.fake_binance import FakeBinance
 from tests.servers import NatsServer
+
+
+class FeedOverrides(TypedDict, total=False):
+    """The FeedOptions fields a test sets."""
+
+    stall_s: float
+    backoff_s: float
+    backoff_max_s: float
 
 
 @dataclass
@@ -65,7 +74,7 @@ async def feed(nc: Client, nats_server: NatsServer) -> AsyncIterator[Callable[..
     stop = asyncio.Event()
     started: list[Feed] = []
 
-    def start(**options: float) -> Feed:
+    def start(**options: Unpack[FeedOverrides]) -> Feed:
         running = Feed(fake, FeedStats("binance", interval_s=3600))
 
         async def on_trades(msg: Msg) -> None:
@@ -79,7 +88,7 @@ async def feed(nc: Client, nats_server: NatsServer) -> AsyncIterator[Callable[..
             await nc.subscribe("deadletter.trades", cb=on_letter)
             await run_exchange_feed(
                 nats_server.url, "binance", ["BTC/USDT"], config=fake.ccxt_config(),
-                options=FeedOptions(**{"backoff_s": 0.05, "backoff_max_s": 0.2, **options}),
+                options=replace(FeedOptions(backoff_s=0.05, backoff_max_s=0.2), **options),
                 stats=running.stats, stop=stop, gather_s=0.002,
             )
 
@@ -163,7 +172,8 @@ async def test_a_full_buffer_holds_a_market_back_until_it_is_taken() -> None:
     cursor = TradeCursor().state()
     await buffer.put(Taken("BTC-USDT", [trade, trade], cursor))
     waiting = asyncio.create_task(buffer.put(Taken("BTC-USDT", [trade, trade], cursor)))
-    await asyncio.sleep(0.05)
+    for _ in range(10):  # yields enough for the put to run to its wait, and on if it could
+        await asyncio.sleep(0)
     assert not waiting.done() and buffer.size == 2  # held back: 4 would exceed 3
     taken = await buffer.take(0)
     await asyncio.wait_for(waiting, timeout=1)

@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
+from websockets import Subprotocol
 
 from tests.servers import UvicornServer
 
-TRANSPORT_WS = "graphql-transport-ws"
-LEGACY_WS = "graphql-ws"
+TRANSPORT_WS = Subprotocol("graphql-transport-ws")
+LEGACY_WS = Subprotocol("graphql-ws")
 
 
 def post(api: UvicornServer, query: str, **variables: Any) -> dict[str, Any]:
@@ -42,7 +43,7 @@ class GraphQLWs:
         cls,
         base_url: str,
         *,
-        protocol: str = TRANSPORT_WS,
+        protocol: Subprotocol = TRANSPORT_WS,
         payload: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         stalled: bool = False,
@@ -53,7 +54,7 @@ class GraphQLWs:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect((host, int(port)))
         ws = await websockets.connect(
-            f"{base_url}/graphql", sock=sock, subprotocols=[protocol],  # type: ignore[list-item]  # websockets wants its Subprotocol NewType
+            f"{base_url}/graphql", sock=sock, subprotocols=[protocol],
             additional_headers=headers, compression=None, max_queue=1 if stalled else 1024,
         )
         client = cls(ws, protocol)

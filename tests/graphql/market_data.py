@@ -51,11 +51,12 @@ def aggregate(candles: Iterable[Candle], timeframe: str) -> list[Candle]:
     for bucket, group in buckets.items():
         volume = sum(c.volume for c in group)
         # A count or VWAP is known for the bucket only if it is for every candle in it.
-        counts = [c.trades for c in group]
-        trades = None if None in counts else sum(counts)  # type: ignore[arg-type]  # no None left: checked just before
+        counts = [c.trades for c in group if c.trades is not None]
+        trades = sum(counts) if len(counts) == len(group) else None
         vwap = None
-        if all(c.vwap is not None for c in group):
-            notional = sum(c.vwap * c.volume for c in group)  # type: ignore[operator]  # every vwap is a float: checked above
+        priced = [(c.vwap, c.volume) for c in group if c.vwap is not None]
+        if len(priced) == len(group):
+            notional = sum(price * size for price, size in priced)
             vwap = notional / volume if volume > 0 else group[-1].close
         result.append(Candle(
             group[0].exchange, group[0].symbol, timeframe, bucket, group[0].open,

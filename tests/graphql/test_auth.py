@@ -10,6 +10,7 @@ import httpx
 import pytest
 import websockets
 from nats.aio.client import Client
+from websockets import Subprotocol
 
 from graphql_schema.context import Context, Limits
 from graphql_schema.schema import build_schema
@@ -109,7 +110,9 @@ async def test_mutations_beyond_the_rate_of_a_key_are_rate_limited(closed_api: L
 
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
-async def test_a_subscription_without_a_key_is_refused(open_api: LiveApi, protocol: str) -> None:
+async def test_a_subscription_without_a_key_is_refused(
+    open_api: LiveApi, protocol: Subprotocol
+) -> None:
     client = await GraphQLWs.connect(open_api.ws_url, protocol=protocol)
     await client.subscribe(SUBSCRIPTION)
     message = await client.receive()
@@ -126,7 +129,7 @@ async def test_a_subscription_without_a_key_is_refused(open_api: LiveApi, protoc
      ("upgrade header", TRANSPORT_WS)],
 )
 async def test_a_subscription_with_a_key_streams(
-    open_api: LiveApi, nc: Client, where: str, protocol: str
+    open_api: LiveApi, nc: Client, where: str, protocol: Subprotocol
 ) -> None:
     bearer = {"Authorization": f"Bearer {KEY}"}
     client = await GraphQLWs.connect(
@@ -148,7 +151,7 @@ async def _open(api: LiveApi) -> bool:
 
 async def test_a_wrong_key_in_connection_init_closes_the_websocket(open_api: LiveApi) -> None:
     async with websockets.connect(
-        f"{open_api.ws_url}/graphql", subprotocols=[TRANSPORT_WS]  # type: ignore[list-item]  # websockets wants its Subprotocol NewType
+        f"{open_api.ws_url}/graphql", subprotocols=[TRANSPORT_WS]
     ) as ws:
         await ws.send(json.dumps({"type": "connection_init",
                                   "payload": {"Authorization": "Bearer cg_guessed"}}))
@@ -157,7 +160,7 @@ async def test_a_wrong_key_in_connection_init_closes_the_websocket(open_api: Liv
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
 
     async with websockets.connect(
-        f"{open_api.ws_url}/graphql", subprotocols=[LEGACY_WS]  # type: ignore[list-item]  # websockets wants its Subprotocol NewType
+        f"{open_api.ws_url}/graphql", subprotocols=[LEGACY_WS]
     ) as ws:
         await ws.send(json.dumps({"type": "connection_init",
                                   "payload": {"authorization": "Bearer cg_guessed"}}))

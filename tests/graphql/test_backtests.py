@@ -21,7 +21,7 @@ from strategies.registry import list_strategies
 from strategies.result import BacktestResult, Metrics
 from strategies.runner import run_backtest
 from strategies.spec import BacktestSpec
-from tests.graphql.clients import post
+from tests.graphql.clients import TRANSPORT_WS, post
 from tests.servers import NatsServer, UvicornServer
 from tests.walks import MINUTE, T0, minute_walk
 
@@ -75,9 +75,9 @@ def data(api: UvicornServer, query: str, **variables: Any) -> dict[str, Any]:
 
 async def progress(api: UvicornServer, id: str, *, timeout_s: float = 60) -> list[dict[str, Any]]:
     """Every backtestProgress event until the server completes the subscription."""
-    events = []
+    events: list[dict[str, Any]] = []
     async with websockets.connect(
-        f"{api.ws_url}/graphql", subprotocols=["graphql-transport-ws"], open_timeout=timeout_s
+        f"{api.ws_url}/graphql", subprotocols=[TRANSPORT_WS], open_timeout=timeout_s
     ) as ws:
         await ws.send(json.dumps({"type": "connection_init"}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
@@ -375,7 +375,7 @@ async def test_an_unknown_id_is_not_found_everywhere(api: UvicornServer) -> None
     query = post(api, "{ backtest(id: \"nope\") { id } }")
     cancel = post(api, CANCEL, id="nope")
     async with websockets.connect(
-        f"{api.ws_url}/graphql", subprotocols=["graphql-transport-ws"]
+        f"{api.ws_url}/graphql", subprotocols=[TRANSPORT_WS]
     ) as ws:
         await ws.send(json.dumps({"type": "connection_init"}))
         await ws.recv()

@@ -182,7 +182,7 @@ async def test_columns_are_returned_whole_and_equal_the_normal_result() -> None:
 
 async def test_a_column_on_a_field_of_another_type_takes_the_normal_path() -> None:
     # A float column where [Int!] is declared: graphql-core's Int coercion decides, as usual.
-    columns = Columns(prices=FloatColumn.of([1.0]), counts=FloatColumn.of([1.5]), gaps=[])
+    columns = Columns(prices=FloatColumn.of([1.0]), counts=FloatColumn.of([1.5]), gaps=[])  # type: ignore[arg-type]  # on purpose: floats for an Int column
     fast, plain = await both([], "{ columns { counts } }", columns)
     same(fast, plain)
     assert fast.errors and "Int cannot represent non-integer value: 1.5" in fast.errors[0].message

@@ -8,12 +8,16 @@ event loop pytest-asyncio keeps for async tests; the server runs in a thread (`a
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.browsers import require_chromium
 from tests.servers import UvicornServer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Route
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -23,7 +27,7 @@ def test_graphiql_loads_offline_and_runs_its_example_query(api: UvicornServer) -
     off_box: list[str] = []
     page_errors: list[str] = []
 
-    def only_loopback(route: playwright.Route) -> None:
+    def only_loopback(route: Route) -> None:
         if urlsplit(route.request.url).hostname in {"127.0.0.1", "localhost"}:
             route.continue_()
         else:

@@ -64,7 +64,7 @@ async def test_subscribers_with_one_document_share_each_event_execution(context_
                await schema.subscribe(query("ts close"), context_value=context_of(feed)),
                await schema.subscribe(query("ts volume"), context_value=context_of(feed))]
     # Each stream subscribes on its first read; then one candle reaches every mailbox.
-    reads = [asyncio.ensure_future(anext(stream)) for stream in streams]  # type: ignore[arg-type]  # a subscription result is an async generator
+    reads = [asyncio.ensure_future(anext(stream)) for stream in streams]
     async with asyncio.timeout(5):
         while len(feed.mailboxes) < len(streams):
             await asyncio.sleep(0)
@@ -73,7 +73,7 @@ async def test_subscribers_with_one_document_share_each_event_execution(context_
         mailbox.put(candle)
     first, second, other = await asyncio.gather(*reads)
     for stream in streams:
-        await stream.aclose()  # type: ignore[attr-defined]  # a subscription result is an async generator
+        await stream.aclose()
     assert first.data == second.data == {"candles": {"ts": "2023-11-14T22:14:00+00:00",
                                                      "close": 1.5}}
     assert first.data is second.data  # executed once
@@ -83,8 +83,8 @@ async def test_subscribers_with_one_document_share_each_event_execution(context_
 async def test_a_bug_in_a_live_stream_reaches_the_client_masked(context_of: Any) -> None:
     schema = build_schema()
     stream = await schema.subscribe(query("ts"), context_value=context_of(Feed(failing=True)))
-    result = await anext(stream)  # type: ignore[arg-type]  # a subscription result is an async generator
-    await stream.aclose()  # type: ignore[attr-defined]  # a subscription result is an async generator
+    result = await anext(stream)
+    await stream.aclose()
     assert result.errors is not None
     [error] = result.errors
     assert error.message == "Internal error; it has been logged."

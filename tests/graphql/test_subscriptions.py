@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from nats.aio.client import Client
+from websockets import Subprotocol
 
 from db.sqlite import SqliteStore
 from market.messages import Candle, encode
@@ -127,7 +128,7 @@ async def test_legacy_graphql_ws_subscription_receives_live_candles(
     ],
 )
 async def test_an_unknown_symbol_or_timeframe_is_an_error_not_a_silent_stream(
-    live: LiveApi, protocol: str, arguments: str, code: str, argument: str | None
+    live: LiveApi, protocol: Subprotocol, arguments: str, code: str, argument: str | None
 ) -> None:
     client = await GraphQLWs.connect(live.ws_url, protocol=protocol)
     await client.subscribe(f'subscription {{ candles(exchange: "sim", {arguments}) {{ ts }} }}')
@@ -182,7 +183,7 @@ async def test_a_stalled_subscriber_gets_the_latest_candle_and_never_holds_up_a_
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
 async def test_the_shared_nats_subscription_is_dropped_when_the_last_client_leaves(
-    live: LiveApi, monitored_nats: NatsServer, protocol: str
+    live: LiveApi, monitored_nats: NatsServer, protocol: Subprotocol
 ) -> None:
     subject = "candles.sim.DOT-USDT.1s"
     first = await GraphQLWs.connect(live.ws_url, protocol=protocol)
@@ -254,7 +255,7 @@ async def test_since_has_no_gap_and_no_duplicate_while_the_flow_keeps_writing(
     await halfway.wait()
     client = await GraphQLWs.connect(live.ws_url)
     await client.subscribe(subscription(symbol, since="2023-11-14T22:15:40Z"))
-    seen = []
+    seen: list[str] = []
     while len(seen) < count:
         seen.append((await client.candle())["ts"])
     await writer

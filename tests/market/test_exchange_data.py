@@ -61,8 +61,10 @@ def test_bad_exchange_trades_are_rejected_with_their_reason_and_the_rest_kept() 
 
 
 def test_ohlcv_rows_become_closed_candles_without_count_or_vwap() -> None:
-    rows = [[60_000, 1.0, 2.0, 0.5, 1.5, 3.0], [120_000, 1.5, 1.0, 2.0, 1.2, 1.0],
-            [180_000, "x", 1, 1, 1, 1]]
+    rows: list[list[object]] = [
+        [60_000, 1.0, 2.0, 0.5, 1.5, 3.0], [120_000, 1.5, 1.0, 2.0, 1.2, 1.0],
+        [180_000, "x", 1, 1, 1, 1],
+    ]
     candles, rejected = candles_from_ohlcv(rows, "binance", "BTC-USDT", "1m")
     assert candles == [Candle("binance", "BTC-USDT", "1m", 60 * 10**9, 1.0, 2.0, 0.5, 1.5, 3.0,
                               None, None, True)]

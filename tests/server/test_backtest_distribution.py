@@ -227,7 +227,7 @@ async def follow(server: UvicornServer, id: str) -> list[dict[str, Any]]:
     client = await GraphQLWs.connect(server.ws_url)
     try:
         await client.subscribe(PROGRESS, variables={"id": id})
-        events = []
+        events: list[dict[str, Any]] = []
         while True:
             message = await client.receive(timeout_s=120)
             if message["type"] == "complete":

@@ -19,7 +19,7 @@ import nats
 import pytest
 from nats.errors import Error as NatsError
 
-from db.backtest_store import BacktestRecord
+from db.backtest_store import BacktestRecord, BacktestStatus
 from db.sqlite import SqliteStore
 from server.backtest_queue import JetStreamQueue
 from server.backtest_worker import BacktestWorker
@@ -146,6 +146,7 @@ async def test_starting_a_service_and_a_worker_changes_no_record_of_another_proc
     settings = Settings(data_dir=tmp_path, nats_url=nats_server.url, timeframes=("1m",))
     store = SqliteStore(settings.store_path)
     store.upsert_candles(minute_walk(SHORT_BARS))
+    theirs: tuple[BacktestStatus, ...] = ("QUEUED", "RUNNING", "SUCCEEDED")
     left = {
         status: BacktestRecord(
             id=f"theirs-{status.lower()}", status=status, strategy="ema_cross", exchange="sim",
@@ -153,7 +154,7 @@ async def test_starting_a_service_and_a_worker_changes_no_record_of_another_proc
             created_ns=T0 + index, attempt=1 if status != "QUEUED" else 0,
             worker=None if status == "QUEUED" else "elsewhere:1",
         )
-        for index, status in enumerate(("QUEUED", "RUNNING", "SUCCEEDED"))
+        for index, status in enumerate(theirs)
     }
     for record in left.values():
         store.put_backtest(record)

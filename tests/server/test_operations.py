@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -208,7 +209,7 @@ def _serving(url: str) -> bool:
         return False
 
 
-def _tagged(lines: list[str], request_id: str, count: int) -> list[dict[str, object]]:
+def _tagged(lines: list[str], request_id: str, count: int) -> list[dict[str, Any]]:
     records = [json.loads(line) for line in list(lines) if line.startswith("{")]
     found = [r for r in records if r.get("request_id") == request_id]
     return found if len(found) >= count else []

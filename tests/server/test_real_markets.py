@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -36,7 +37,7 @@ def environment(fake: FakeBinance, **settings: str) -> dict[str, str]:
     return env
 
 
-def post(port: int, query: str) -> dict:
+def post(port: int, query: str) -> dict[str, Any]:
     try:
         return httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}).json()
     except httpx.HTTPError:

@@ -10,11 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import websockets
+from websockets import Subprotocol
 
 from server.processes import free_port
 from tests.conditions import wait_until
@@ -49,7 +52,7 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def system(tmp_path: Path) -> subprocess.Popen:
+def system(tmp_path: Path) -> Iterator[subprocess.Popen]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANDLEGRAPH_")}
     port = free_port()
     proc = subprocess.Popen(
@@ -64,14 +67,14 @@ def system(tmp_path: Path) -> subprocess.Popen:
         proc.wait()
 
 
-def graphql(port: int, query: str, **variables: object) -> dict[str, object]:
+def graphql(port: int, query: str, **variables: object) -> dict[str, Any]:
     body = httpx.post(f"http://127.0.0.1:{port}/graphql",
                       json={"query": query, "variables": variables}).json()
     assert "errors" not in body, body
     return dict(body["data"])
 
 
-def candles(port: int) -> list[dict[str, object]]:
+def candles(port: int) -> list[dict[str, Any]]:
     try:
         body = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": QUERY}).json()
     except httpx.HTTPError:
@@ -92,7 +95,7 @@ async def test_up_serves_candles_streams_live_ones_and_stops_cleanly(
     assert all(r["low"] <= r["open"] <= r["high"] and r["trades"] > 0 for r in rows)
 
     async with websockets.connect(
-        f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-transport-ws"]
+        f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]
     ) as ws:
         await ws.send(json.dumps({"type": "connection_init"}))
         await ws.recv()
@@ -117,6 +120,7 @@ async def test_up_serves_candles_streams_live_ones_and_stops_cleanly(
 
     # A child that dies is started again: the flow, SIGKILLed, comes back and candles go on.
     flow = command_of(system.pid, "flow")
+    assert flow is not None
     newest = max(r["ts"] for r in candles(port))
     os.kill(flow, signal.SIGKILL)
     wait_until(lambda: command_of(system.pid, "flow") not in (None, flow), timeout_s=15,

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import itertools
+from typing import Required, TypedDict
 
 import pytest
 
 from strategies.errors import InvalidRequest
 from strategies.folds import plan_folds
+
+
+class FoldOptions(TypedDict, total=False):
+    """Keyword arguments of `plan_folds`."""
+
+    folds: Required[int]
+    train_bars: int
+    train_fraction: float
+    test_bars: int
+    anchored: bool
 
 
 @pytest.mark.parametrize(
@@ -21,10 +32,10 @@ from strategies.folds import plan_folds
     ],
 )
 def test_folds_never_train_on_their_test_bars_nor_after_them(
-    bars: int, options: dict[str, object]
+    bars: int, options: FoldOptions
 ) -> None:
-    folds = plan_folds(bars, **options)  # type: ignore[arg-type]
-    assert [fold.index for fold in folds] == list(range(int(options["folds"])))  # type: ignore[call-overload]
+    folds = plan_folds(bars, **options)
+    assert [fold.index for fold in folds] == list(range(options["folds"]))
     for fold in folds:
         assert 0 <= fold.train.start < fold.train.end == fold.test.start < fold.test.end <= bars
         if options.get("anchored"):
@@ -55,8 +66,8 @@ def test_a_train_fraction_splits_each_fold_span_by_that_share() -> None:
     ],
 )
 def test_folds_that_cannot_fit_are_refused_naming_the_argument(
-    options: dict[str, object], field: str
+    options: FoldOptions, field: str
 ) -> None:
     with pytest.raises(InvalidRequest) as refused:
-        plan_folds(100, **options)  # type: ignore[arg-type]
+        plan_folds(100, **options)
     assert refused.value.field == field

@@ -16,9 +16,9 @@ from strategies.errors import (
     SpecError,
     UnknownStrategyError,
 )
+from strategies.plugins import StrategySource
 from strategies.registry import (
     ParameterSpec,
-    StrategySource,
     build_strategy,
     list_strategies,
     strategy_info,

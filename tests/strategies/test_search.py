@@ -8,21 +8,31 @@ from collections.abc import Callable
 import pytest
 
 from strategies.errors import InvalidRequest
-from strategies.search import Choices, FloatRange, IntRange, Search, Told, ask, build_search
+from strategies.registry import ParamValue
+from strategies.search import (
+    Choices,
+    FloatRange,
+    IntRange,
+    Method,
+    Search,
+    Told,
+    ask,
+    build_search,
+)
 from strategies.spec import BacktestSpec
 from strategies.sweep import search_batch
 
 
-def _peak(params: dict[str, object]) -> float:
+def _peak(params: dict[str, ParamValue]) -> float:
     x, y = params["x"], params["y"]
-    return -float((x - 37) ** 2 + (y - 12) ** 2)  # type: ignore[operator]
+    return -float((x - 37) ** 2 + (y - 12) ** 2)
 
 
 PEAK = Search(method="TPE", trials=300, seed=0, batch=4,
               space={"x": IntRange(0, 100), "y": IntRange(0, 100)})
 
 
-def _trials_to_peak(search: Search, objective: Callable[[dict[str, object]], float]) -> int:
+def _trials_to_peak(search: Search, objective: Callable[[dict[str, ParamValue]], float]) -> int:
     history: list[Told] = []
     while len(history) < search.trials:
         for params in ask(search, history, maximize=True, count=search.batch,
@@ -33,7 +43,7 @@ def _trials_to_peak(search: Search, objective: Callable[[dict[str, object]], flo
     return search.trials
 
 
-def _asked(search: Search, rounds: int) -> list[dict[str, object]]:
+def _asked(search: Search, rounds: int) -> list[dict[str, ParamValue]]:
     history: list[Told] = []
     for _ in range(rounds):
         for params in ask(search, history, maximize=True, count=search.batch,
@@ -43,15 +53,15 @@ def _asked(search: Search, rounds: int) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize("method", ["RANDOM", "TPE"])
-def test_a_seeded_search_asks_the_same_trials_again(method: str) -> None:
-    search = Search(method=method, trials=40, seed=5, batch=4,  # type: ignore[arg-type]
+def test_a_seeded_search_asks_the_same_trials_again(method: Method) -> None:
+    search = Search(method=method, trials=40, seed=5, batch=4,
                     space={"x": IntRange(0, 100), "y": IntRange(0, 100, 5),
                            "k": FloatRange(0.5, 2.0), "flag": Choices([False, True])})
     first = _asked(search, 6)
     assert first == _asked(search, 6)
     assert first != _asked(_reseeded(search, 6), 6)
     for params in first:
-        assert params["y"] % 5 == 0 and 0.5 <= params["k"] <= 2.0  # type: ignore[operator]
+        assert params["y"] % 5 == 0 and 0.5 <= params["k"] <= 2.0
         assert isinstance(params["x"], int) and isinstance(params["flag"], bool)
 
 
@@ -85,7 +95,7 @@ def test_refused_combinations_are_asked_again_and_never_run() -> None:
                           grid=None, max_trials=100)
     specs = search_batch(base, search, "sharpe", [], 8)
     assert len(specs) == 8
-    assert all(spec.params["fast"] < spec.params["slow"] for spec in specs)  # type: ignore[operator]
+    assert all(spec.params["fast"] < spec.params["slow"] for spec in specs)
 
 
 @pytest.mark.parametrize(
@@ -107,5 +117,5 @@ def test_bad_searches_are_refused_naming_the_argument(changes: dict[str, object]
     arguments: dict[str, object] = {"method": "TPE", "trials": 10, "seed": 1, "batch": None,
                                     "space": None, "grid": None, "max_trials": 100}
     with pytest.raises(InvalidRequest) as refused:
-        build_search("ema_cross", {}, **{**arguments, **changes})  # type: ignore[arg-type]
+        build_search("ema_cross", {}, **{**arguments, **changes})  # type: ignore[arg-type]  # bad arguments on purpose
     assert refused.value.field == field

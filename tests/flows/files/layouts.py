@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from market.messages import Candle, Trade
+from market.messages import Candle, Side, Trade
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -41,7 +41,7 @@ def sample_trades(
             ts += unit_ns * rng.randint(1, 2 * mean_gap_ms * MS // unit_ns)
         price = round(price + rng.choice((-1, 1)) * rng.randint(0, 300) / 100, 2)
         size = round(rng.lognormvariate(-6, 1.5), 5) or 0.00001
-        side = "sell" if rng.random() < 0.5 else "buy"
+        side: Side = "sell" if rng.random() < 0.5 else "buy"
         out.append(Trade(exchange, symbol, ts, price, size, side, str(first_id + i)))
     return out
 
