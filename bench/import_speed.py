@@ -18,7 +18,11 @@ indicators, end to end from the file (interpreter start-up excluded):
 - `import_peak_rss_mb`: the peak resident memory of the Parquet month's import process;
 - `import_store_mb`: the size of the embedded store it leaves (file and write-ahead log);
 - `*_read_s` / `*_build_s`: the seconds of the two phases (reading the files; building and
-  writing candles, indicators and the trade archive).
+  writing candles, indicators and the trade archive);
+- `history_read_*`: reads of the five years' stored indicators once imported (medians):
+  the newest 1,000 candles' values (`SqliteStore.indicators`), those of `rsi_14` alone, a
+  year of all of them, and `rsi_14` summed over the five years by SQL through the
+  `indicators` view.
 
     python bench/import_speed.py [--days N] [--quick] [--cores N] [--data DIR]
 """
@@ -178,14 +182,43 @@ def child(kind: str, path: Path, indicators: str) -> None:
             rows, candles = creport.candles_read, creport.candles
         store.close()
         seconds = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         stored = sum(p.stat().st_size for p in data.glob("candlegraph.sqlite*"))
+        key = (market.exchange, market.symbol, "1m")
+        reads = history_reads(data / "candlegraph.sqlite", key) if kind == "candles" \
+            and specs else {}
     print(json.dumps({
-        "rows": rows, "candles": candles, "seconds": seconds,
-        "cpu_s": time.process_time() - cpu,
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "store_mb": stored / 2**20,
-        "phases": times.seconds,
+        "rows": rows, "candles": candles, "seconds": seconds, "cpu_s": cpu_s,
+        "rss_mb": rss_mb, "store_mb": stored / 2**20, "phases": times.seconds, "reads": reads,
     }))
+
+
+def history_reads(path: Path, key: tuple[str, str, str]) -> dict[str, float]:
+    """Reads of the klines' stored indicators, in milliseconds (see the module docstring)."""
+    import sqlite3
+
+    from timing import median_ms
+
+    from db.sqlite import SqliteStore
+
+    store = SqliteStore(path)
+    year_start = (KLINES_START_MS + 2 * 365 * 86_400_000) * 1_000_000
+    year_end = year_start + 365 * 86_400 * S
+
+    figures = {
+        "newest_1000_ms": median_ms(lambda: store.indicators(*key), 20),
+        "one_indicator_newest_1000_ms": median_ms(
+            lambda: store.indicators(*key, ["rsi_14"]), 20),
+        "year_ms": median_ms(lambda: store.indicators(
+            *key, start_ns=year_start, end_ns=year_end, limit=10**7), 3),
+    }
+    store.close()
+    conn = sqlite3.connect(path)
+    figures["view_sum_one_indicator_ms"] = median_ms(lambda: conn.execute(
+        "SELECT sum(value) FROM indicators WHERE name = 'rsi_14'").fetchone(), 1)
+    conn.close()
+    return figures
 
 
 def measure(kind: str, path: Path, cores: int, indicators: str | None = None) -> dict:
@@ -242,7 +275,10 @@ def main() -> None:
            measure("trades", parquet, args.cores, indicators=""))
     if not args.quick:
         klines = generate_klines(args.data)
-        report("import_candles", "candles", measure("candles", klines, args.cores))
+        result = measure("candles", klines, args.cores)
+        report("import_candles", "candles", result)
+        for name, ms in result["reads"].items():
+            print(f"history_read_{name}: {ms:,.1f} ms")
         report("import_candles_no_indicators", "candles",
                measure("candles", klines, args.cores, indicators=""))
 

@@ -9,8 +9,8 @@
   `embedded_import_columns_candles_per_s`: the same candles as columns
   (`SqliteStore.upsert_candle_columns`, what `flows.history.HistoryWriter` writes);
 - `embedded_import_indicator_rows_per_s`: the default indicators' 19 values of those
-  candles as `db.columns.IndicatorTable`s of 20,000 rows (`upsert_indicator_table`: the JSON
-  encoding included), what an import writes beside them;
+  candles as `db.columns.IndicatorTable`s of 20,000 rows (`upsert_indicator_table`: blocks of
+  doubles, `db.indicator_blocks`), what an import writes beside them;
 - `embedded_indicator_values_per_s`: `SqliteStore.upsert_indicators` with the default
   indicators' 19 values per closed 1-second candle of 100 symbols, sorted as the flow's sink
   sorts them, in batches of 300 candles (5,700 values, about what the flow's sink writes at a
@@ -77,7 +77,7 @@ def synthetic_indicator_points(
     """The default indicators' values for `candles` 1-second candles spread over `symbols`,
     second by second, as full-precision doubles (their JSON is as long as real ones)."""
     names = IndicatorSet().keys
-    points = []
+    points: list[IndicatorPoint] = []
     for i in range(candles):
         second, s = divmod(i, len(symbols))
         base = 100.0 * (s + 1) + second / 7.0

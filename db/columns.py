@@ -3,7 +3,7 @@
 History (an import, a backfill) comes in columns, thousands of candles of one series at a
 time; these give the stores what they write without a `Candle` or a dict per row:
 `candle_fields` and `series_extents` for candles, `IndicatorTable` for indicator values (the
-embedded store encodes a table's rows with `db.indicator_json`; `IndicatorTable.rows` gives
+embedded store writes a table as blocks, `db.indicator_blocks`; `IndicatorTable.rows` gives
 the rows of `IndicatorValues` a store without a columnar path writes).
 """
 

@@ -2,8 +2,8 @@
 
 Both stores read rows in the same column order and share these conversions, so a record or an
 indicator frame reads back identically from either. The embedded store keeps the values of one
-(series, ts) as one JSON object: `indicator_objects` builds them, `indicator_object_frame` reads
-them back.
+(series, ts) written live as one JSON object: `indicator_objects` builds them,
+`indicator_object_frame` reads them back (history's blocks are `db.indicator_blocks`).
 """
 
 from __future__ import annotations
@@ -98,13 +98,18 @@ def indicator_objects(rows: Iterable[IndicatorValues]) -> list[IndicatorObject]:
     ]
 
 
-def indicator_object_frame(rows: Sequence[tuple[int, str]], names: Sequence[str]) -> pl.DataFrame:
-    """(ts, JSON object) rows, oldest first, as the frame of `indicator_frame`."""
+def decode_objects(texts: Iterable[str]) -> list[dict[str, float | None]]:
+    """Stored JSON objects of values as dicts (`null` as None)."""
     try:
-        objects = [_DECODER.decode(row[1]) for row in rows]
+        return [_DECODER.decode(text) for text in texts]
     except msgspec.DecodeError as error:
         message = f"stored indicator values are not a JSON object of numbers: {error}"
         raise StoreError(message) from error
+
+
+def indicator_object_frame(rows: Sequence[tuple[int, str]], names: Sequence[str]) -> pl.DataFrame:
+    """(ts, JSON object) rows, oldest first, as the frame of `indicator_frame`."""
+    objects = decode_objects(row[1] for row in rows)
     columns: dict[str, list] = {"ts": [row[0] for row in rows]}
     for name in names:
         columns[name] = [values.get(name) for values in objects]

@@ -2,12 +2,13 @@
 
 WAL lets the flow process write while server processes read. `SqliteStore` is assembled from
 one part per interface of `db.store.Store`: `db.sqlite_candles` (candles and the `series`
-extents), `db.sqlite_indicators` (indicator values, one JSON object per candle) and
-`db.sqlite_backtests` (records, trades, equity curves), all on the connections and write
-transactions of `db.sqlite_connection`. Opening a file creates its tables (`db.sqlite_tables`)
-and brings a file of an earlier layout up to date, in one transaction: `series` back-filled,
-`candles.trades` and `vwap` made nullable, the one-row-per-value `indicators` table migrated,
-the later columns of `backtests` added.
+extents), `db.sqlite_indicators` (indicator values: a JSON object per candle written live,
+blocks of history) and `db.sqlite_backtests` (records, trades, equity curves), all on the
+connections and write transactions of `db.sqlite_connection`. Opening a file creates its tables
+(`db.sqlite_tables`) and brings a file of an earlier layout up to date, in one transaction:
+`series` back-filled, `candles.trades` and `vwap` made nullable, the one-row-per-value
+`indicators` table migrated, the `indicators` view redefined, the later columns of `backtests`
+added.
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ class SqliteStore(SqliteCandles, SqliteIndicators, SqliteBacktests):
                 if layout.fetchone() == ("table",):
                     self._migrate_indicators(conn)
                 self._migrate_backtests(conn)
-                conn.execute(INDICATORS_VIEW)
+                view = conn.execute(
+                    "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = 'indicators'"
+                ).fetchone()
+                if view is None or view[0] != INDICATORS_VIEW.strip():
+                    conn.execute("DROP VIEW IF EXISTS indicators")
+                    conn.execute(INDICATORS_VIEW)
                 conn.execute("COMMIT")
         except sqlite3.Error as error:
             if conn.in_transaction:

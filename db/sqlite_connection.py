@@ -110,6 +110,19 @@ class SqliteConnection:
             self._checkpointer = checkpointer
         self._checkpointer.due()
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: the reads in the block see the same commits."""
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise StoreError(f"reading from {self.path}: {error}") from error
+
     def _read(self, sql: str, params: Sequence[object] | Mapping[str, object]) -> list[tuple]:
         try:
             return self._connection().execute(sql, params).fetchall()

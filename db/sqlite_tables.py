@@ -4,14 +4,24 @@ Primary keys are the natural keys, so every write is an upsert. `series` holds e
 extent (see `db.sqlite`); `indicator_names` the names stored per series, so reading "all
 names" does not scan the values.
 
-Indicator values are stored one row per (series, ts), all names of that row as one JSON object
-(`{"sma_20": 101.25, ...}`, floats in their shortest round-trip form) in `indicator_values`, keyed
-by a small integer from `series_ids`. The flow writes every name of a candle at once: one row
-instead of 19, appended in arrival order, with a small (series, ts) index, dirties few pages
-per commit (a WAL page per series touched is what a commit costs; rows clustered by series
-touch one each). That writes values about five times as fast as one row per value.
-`indicators` is a view with the earlier one-row-per-value shape, for SQL by hand. A file with
-the earlier `indicators` table is migrated when opened (`db.sqlite`).
+Indicator values written one candle at a time (the live flow's) are stored one row per
+(series, ts), all names of that row as one JSON object (`{"sma_20": 101.25, ...}`, floats in
+their shortest round-trip form) in `indicator_values`, keyed by a small integer from
+`series_ids`. The flow writes every name of a candle at once: one row instead of 19, appended
+in arrival order, with a small (series, ts) index, dirties few pages per commit (a WAL page per
+series touched is what a commit costs; rows clustered by series touch one each). That writes
+values about five times as fast as one row per value.
+
+History (an import, a backfill) is written in blocks of up to 480 candle times
+(`db.indicator_blocks`): a row of `indicator_blocks` with the times as a JSON array, and a row
+of `indicator_block_values` per name with a value there, the values as big-endian doubles.
+That writes history about twice as fast as rows of JSON objects, in half the space. A block
+spans `first_ts` to `last_ts`; the blocks of a series do not overlap, and no
+`indicator_values` row of the series lies in their span (a write there is merged into the
+block), so each value is in one place.
+
+`indicators` is a view with the earlier one-row-per-value shape over both tables, for SQL by
+hand. A file with the earlier `indicators` table is migrated when opened (`db.sqlite`).
 
 `candles.trades` and `candles.vwap` are NULL for candles that do not carry them (an exchange's
 OHLCV history). Files from before that had them NOT NULL; `NULLABLE_CANDLES` rebuilds such a
@@ -59,6 +69,20 @@ CREATE TABLE IF NOT EXISTS indicator_values (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS indicator_values_by_series_ts
     ON indicator_values (series, ts);
+CREATE TABLE IF NOT EXISTS indicator_blocks (
+    series INTEGER NOT NULL,
+    first_ts INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL,
+    ts_json TEXT NOT NULL,
+    PRIMARY KEY (series, first_ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS indicator_block_values (
+    series INTEGER NOT NULL,
+    first_ts INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    values_blob BLOB NOT NULL,
+    UNIQUE (series, first_ts, name)
+);
 CREATE TABLE IF NOT EXISTS indicator_names (
     exchange TEXT NOT NULL,
     symbol TEXT NOT NULL,
@@ -128,13 +152,44 @@ BACKTEST_ADDED_COLUMNS: dict[str, str] = {
     "worker": "TEXT",
 }
 
-#: One row per stored value, like the `indicators` table of files before `indicator_values`.
-#: Created once no such table is left (the file is new, or migrated).
-INDICATORS_VIEW = """
-CREATE VIEW IF NOT EXISTS indicators (exchange, symbol, timeframe, ts, name, value) AS
+#: One row per stored value, like the `indicators` table of files before `indicator_values`:
+#: those of `indicator_values`, then those of `indicator_blocks`. SQLite 3.40 has no function
+#: that reads a double from bytes, so the view takes the 8 big-endian bytes of each block value
+#: apart: a byte's number is its position in a blob of all 256 (`instr`), the sign is the top
+#: bit, then 11 bits of exponent and 52 of fraction; every step is exact (an integer below
+#: 2**53 times a power of two). The NaN of no value is left out. Created once no `indicators`
+#: table is left (the file is new, or migrated); a file with another definition gets this one.
+INDICATORS_VIEW = f"""
+CREATE VIEW indicators (exchange, symbol, timeframe, ts, name, value) AS
+WITH
+block_byte AS (
+    SELECT series, ts, name,
+        instr(x.bytes, substr(bits, 1, 1)) - 1 AS b0, instr(x.bytes, substr(bits, 2, 1)) - 1 AS b1,
+        instr(x.bytes, substr(bits, 3, 1)) - 1 AS b2, instr(x.bytes, substr(bits, 4, 1)) - 1 AS b3,
+        instr(x.bytes, substr(bits, 5, 1)) - 1 AS b4, instr(x.bytes, substr(bits, 6, 1)) - 1 AS b5,
+        instr(x.bytes, substr(bits, 7, 1)) - 1 AS b6, instr(x.bytes, substr(bits, 8, 1)) - 1 AS b7
+    FROM (
+        SELECT b.series, t.value AS ts, v.name, substr(v.values_blob, t.key * 8 + 1, 8) AS bits
+        FROM indicator_blocks AS b, json_each(b.ts_json) AS t
+        JOIN indicator_block_values AS v ON v.series = b.series AND v.first_ts = b.first_ts
+    ), (SELECT X'{bytes(range(256)).hex()}' AS bytes) AS x
+    WHERE bits != X'7FF8000000000000'  -- numpy's NaN, the only one blocks hold
+),
+block_value AS (
+    SELECT series, ts, name, b0 >= 128 AS negative, (b0 & 127) * 16 + (b1 >> 4) AS exponent,
+        ((b1 & 15) << 48) + (b2 << 40) + (b3 << 32) + (b4 << 24) + (b5 << 16) + (b6 << 8) + b7
+        AS fraction
+    FROM block_byte
+)
 SELECT s.exchange, s.symbol, s.timeframe, v.ts, j.key, j.value
 FROM indicator_values AS v JOIN series_ids AS s ON s.id = v.series, json_each(v.values_json) AS j
 WHERE j.type != 'null'
+UNION ALL
+SELECT s.exchange, s.symbol, s.timeframe, v.ts, v.name,
+    CASE WHEN v.negative THEN -1.0 ELSE 1.0 END * CASE v.exponent
+        WHEN 0 THEN v.fraction * pow(2, -1074)
+        ELSE (v.fraction + 4503599627370496) * pow(2, v.exponent - 1075) END
+FROM block_value AS v JOIN series_ids AS s ON s.id = v.series
 """
 
 #: Fills `series` for a file written before that table existed.
