@@ -22,6 +22,7 @@ import nats.errors
 from flows.exchanges import open_exchange
 from flows.feed_publisher import FeedPublisher, TradeBuffer, load_cursor, open_cursors
 from flows.feed_stats import FeedStats
+from flows.nats_events import connect
 from flows.streams import ensure_streams
 from flows.trade_feed import FeedOptions, MarketFeed
 from market.backoff import Backoff
@@ -55,7 +56,7 @@ async def run_exchange_feed(
     if not markets:
         raise FeedError("the feed needs at least one symbol (--symbols BTC/USDT,ETH/USDT)")
     # nats-py retries the first connection too; a stop meanwhile ends the wait.
-    connecting = asyncio.ensure_future(nats.connect(
+    connecting = asyncio.ensure_future(connect(
         nats_url, name=f"candlegraph-feed-{exchange}", max_reconnect_attempts=-1
     ))
     stopping = asyncio.ensure_future(stop.wait())

@@ -307,8 +307,9 @@ class _Puller:
                     await nc.publish(self._next_subject, request, reply=self._inbox)
                 except nats.errors.ConnectionClosedError:
                     return
-                except nats.errors.Error as error:
-                    # A full pending buffer while reconnecting: the pull is sent again later.
+                except (nats.errors.Error, OSError) as error:
+                    # A full pending buffer while reconnecting, or a connection that broke as
+                    # nats-py wrote to it (it reconnects): the pull is sent again later.
                     log.warning("could not send a pull request (%s): retrying", error)
                     await asyncio.sleep(_PULL_RETRY_S)
                     continue

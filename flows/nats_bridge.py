@@ -8,16 +8,20 @@ owns one loop in a daemon thread; `call` runs a coroutine there and waits for it
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import TypeVar
 
-import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from flows.nats_events import connect
+
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class NatsBridge:
@@ -29,15 +33,15 @@ class NatsBridge:
         self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
         self._thread.start()
         self.nc: Client = self.call(
-            lambda: nats.connect(
+            lambda: connect(
                 url,
                 name=name,
+                on_reconnected=self._on_reconnected,
                 connect_timeout=connect_timeout_s,
                 max_reconnect_attempts=-1,
                 # A restarted server is found within half a second (nats-py waits 2 s).
                 reconnect_time_wait=0.5,
                 pending_size=1024 * 1024,
-                reconnected_cb=self._on_reconnected,
             ),
             timeout=connect_timeout_s + 5,
         )
@@ -64,10 +68,15 @@ class NatsBridge:
         return asyncio.run_coroutine_threadsafe(run(), self._loop)
 
     def spawn(self, make: Callable[[], Awaitable[None]]) -> None:
-        """Start a background task on the bridge's loop."""
+        """Start a background task on the bridge's loop. A task that fails is logged with its
+        traceback when it fails (asyncio would say so only when the task is collected)."""
 
         async def run() -> None:
-            await make()
+            try:
+                await make()
+            except Exception:
+                log.exception("a background task of %s failed", self._thread.name)
+                raise
 
         self._loop.call_soon_threadsafe(lambda: self._loop.create_task(run()))
 

@@ -8,9 +8,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-import nats
 from nats.js import JetStreamContext
 
+from flows.nats_events import connect
 from flows.simulator import TradeSimulator
 from flows.streams import ensure_streams
 from flows.subjects import trades_subject
@@ -42,7 +42,7 @@ async def run_simulator(
     clock_ns: Callable[[], int] = time.time_ns,
 ) -> int:
     """Publish about `rate` trades per second until `stop` is set; return how many were sent."""
-    nc = await nats.connect(nats_url, name="candlegraph-simulator", max_reconnect_attempts=-1)
+    nc = await connect(nats_url, name="candlegraph-simulator", max_reconnect_attempts=-1)
     js = nc.jetstream()
     await ensure_streams(js)
     sent = 0

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import nats
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -30,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from db.store import Store
+from flows.nats_events import connect
 from graphql_schema.context import Context, Limits
 from graphql_schema.schema import build_schema
 from server.auth import ApiKeys, Gate
@@ -167,7 +167,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         store = store_factory(settings)
-        nc = await nats.connect(
+        nc = await connect(
             settings.nats_url, name="candlegraph-server", max_reconnect_attempts=-1
         )
         fanout = CandleFanout(nc, capacity=settings.subscription_buffer, metrics=metrics.fanout)

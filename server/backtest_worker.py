@@ -48,6 +48,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 
 from db.backtest_store import BacktestRecord
 from db.store import StoreError
+from flows.nats_events import connect
 from server.backtest_queue import (
     CONSUMER,
     STREAM,
@@ -314,7 +315,7 @@ def run_worker(settings: Settings) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         store = open_store(settings)
-        nc = await nats.connect(
+        nc = await connect(
             settings.nats_url, name="candlegraph-worker", max_reconnect_attempts=-1
         )
         try:

@@ -223,13 +223,12 @@ def _replay(
         raise ImportUsageError("--replay publishes trades; these files hold candles")
 
     async def run() -> int:
-        import nats
-
+        from flows.nats_events import connect
         from flows.publisher import publish_trades
         from flows.replay import replay_files
         from flows.streams import ensure_streams
 
-        nc = await nats.connect(settings.nats_url, name="candlegraph-replay")
+        nc = await connect(settings.nats_url, name="candlegraph-replay")
         try:
             js = nc.jetstream()
             await ensure_streams(js)
