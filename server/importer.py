@@ -183,7 +183,7 @@ def _store(
             )
             print(
                 f"imported {report.trades_new:,} new trades of {market.exchange}:"
-                f"{market.symbol} ({report.trades_read:,} read from {report.files} files,"
+                f"{market.symbol} ({report.trades_read:,} read from {_files(report.files)},"
                 f" {report.duplicates:,} repeated ids dropped) into {report.candles:,}"
                 f" candles of {','.join(tf.name for tf in timeframes)}, with"
                 f" {report.indicator_rows:,} rows of indicators", file=out,
@@ -206,7 +206,7 @@ def _store(
         print(
             f"imported {creport.candles:,} candles of {market.exchange}:{market.symbol}"
             f" {','.join(creport.timeframes)} ({creport.candles_read:,} read from"
-            f" {creport.files} files), with {creport.indicator_rows:,} rows of indicators",
+            f" {_files(creport.files)}), with {creport.indicator_rows:,} rows of indicators",
             file=out,
         )
         _print_bad(creport.bad_rows, out)
@@ -266,3 +266,7 @@ def _print_bad(bad: BadRows, out: TextIO) -> None:
     print(f"{bad.total:,} bad rows not imported ({files}); the first:", file=out)
     for row in bad.shown:
         print(f"  {row}", file=out)
+
+
+def _files(count: int) -> str:
+    return "1 file" if count == 1 else f"{count:,} files"

@@ -82,7 +82,7 @@ def test_an_import_prints_what_it_stored_and_its_bad_rows(tmp_path: Path) -> Non
     path = write(tmp_path / "BTCUSDT-trades-2024-03-01.csv", text, "zip")
     code, out, _ = run(tmp_path, str(path))
     assert code == 0
-    assert "imported 49 new trades of binance:BTC-USDT (49 read from 1 files" in out
+    assert "imported 49 new trades of binance:BTC-USDT (49 read from 1 file," in out
     assert "1 bad rows not imported" in out and ".zip:2: the price is missing" in out
 
 
