@@ -4,22 +4,33 @@ A zip must hold exactly one file, as Binance's archives do (`BTCUSDT-trades-2024
 `BTCUSDT-trades-2024-03.csv`). Parquet files are read in place (they need seeking), so a
 Parquet file inside a `.gz` or `.zip` is refused. Progress is counted in bytes of the file on
 disk, so a compressed file's progress is its compressed bytes read.
+
+Deflate is inflated by zlib-ng (`zlib_ng`), which reads the same streams about twice as fast
+as the standard library's zlib here (a 144 MB zip of klines: 0.62 s instead of 1.19 s); the
+zip's CRC and size are still checked by `zipfile`.
 """
 
 from __future__ import annotations
 
-import gzip
 import io
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, cast
+
+from zlib_ng import gzip_ng, zlib_ng
 
 from flows.files.errors import FileImportError
 
 _PARQUET_MAGIC = b"PAR1"
 _UNREAD_COMPRESSIONS = (".bz2", ".xz", ".zst", ".7z", ".tar", ".tgz", ".rar", ".lz4")
+# What a damaged archive raises as it is read.
+_DECOMPRESSION_ERRORS = (
+    OSError, EOFError, zipfile.BadZipFile,
+    cast("type[Exception]", zlib_ng.error),  # its stub declares an instance
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +87,11 @@ class DataFile:
         try:
             stream: io.BufferedIOBase
             if self.compression == "gzip":
-                stream = gzip.GzipFile(fileobj=raw, mode="rb")
+                stream = gzip_ng.GzipNGFile(fileobj=raw, mode="rb")
             elif self.compression == "zip":
                 archive = zipfile.ZipFile(raw)
                 member = _zip_member(self.path, archive)
-                stream = archive.open(member)  # type: ignore[assignment]  # typeshed says IO[bytes]
+                stream = _inflated_by_zlib_ng(archive.open(member))
             else:
                 stream = raw
             yield Reading(self, stream, raw)
@@ -108,15 +119,24 @@ class Reading:
         `FileImportError`."""
         try:
             return self.stream.read(size)
-        except (OSError, EOFError, zipfile.BadZipFile) as error:
+        except _DECOMPRESSION_ERRORS as error:
             raise FileImportError(self.file.path, f"cannot decompress it: {error}") from error
 
     def readinto(self, buffer: memoryview) -> int:
         """Decompressed bytes into `buffer`; how many (0 at the end). As `read`."""
         try:
             return self.stream.readinto(buffer)
-        except (OSError, EOFError, zipfile.BadZipFile) as error:
+        except _DECOMPRESSION_ERRORS as error:
             raise FileImportError(self.file.path, f"cannot decompress it: {error}") from error
+
+
+def _inflated_by_zlib_ng(member: IO[bytes]) -> io.BufferedIOBase:
+    """`member` inflated by zlib-ng instead of zlib: `ZipExtFile` keeps its decompressor in
+    `_decompressor` (CPython 3.12), made at open and first used by the first read."""
+    assert isinstance(member, zipfile.ZipExtFile)
+    if member._compress_type == zipfile.ZIP_DEFLATED:  # type: ignore[attr-defined]
+        member._decompressor = zlib_ng.decompressobj(-15)  # type: ignore[attr-defined]
+    return member
 
 
 def _zip_member(path: Path, archive: zipfile.ZipFile | None = None) -> zipfile.ZipInfo:

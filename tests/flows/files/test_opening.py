@@ -6,6 +6,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from zlib_ng import zlib_ng
 
 from flows.files.bad_rows import BadRows
 from flows.files.errors import FileImportError
@@ -38,3 +39,39 @@ def test_a_corrupt_archive_is_an_error_naming_the_file(tmp_path: Path) -> None:
     source = inspect_file(path, ReadOptions(symbol="BTC-USDT"))
     with pytest.raises(FileImportError, match=r"t.csv.gz: cannot decompress it"):
         list(source.chunks(BadRows()))
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zip"])
+@pytest.mark.parametrize("damage", ["bytes flipped midway", "a reserved block type first"])
+def test_a_damaged_archive_is_an_error_naming_the_file(
+    tmp_path: Path, compression: str, damage: str
+) -> None:
+    path = write(tmp_path / "t.csv", binance_trades(sample_trades(20_000)), compression)
+    data = bytearray(path.read_bytes())
+    if damage == "bytes flipped midway":  # caught by the checksum, or as bad codes
+        middle = len(data) // 2
+        data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+    else:  # the first deflate block's header says BTYPE 11: the inflater itself fails
+        header = 10 if compression == "gzip" else 30 + len("t.csv")
+        data[header] = 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(FileImportError, match=rf"{path.name}: cannot decompress it"):
+        # Damage at the start is met while the format is detected, from the first lines.
+        list(inspect_file(path, ReadOptions(symbol="BTC-USDT")).chunks(BadRows()))
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zip", "stored zip"])
+def test_archives_read_back_exactly_what_was_packed(tmp_path: Path, compression: str) -> None:
+    text = binance_trades(sample_trades(50_000)).encode()
+    if compression == "stored zip":
+        path = tmp_path / "t.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr("t.csv", text)
+    else:
+        path = write(tmp_path / "t.csv", text, compression)
+    with DataFile.at(path).open() as reading:
+        if compression == "zip":  # inflated by zlib-ng, not the standard library's zlib
+            decompressor = reading.stream._decompressor  # type: ignore[attr-defined]
+            assert type(decompressor) is type(zlib_ng.decompressobj(-15))
+        read = b"".join(iter(lambda: reading.read(65_536), b""))
+    assert read == text
