@@ -52,6 +52,17 @@ async def fill_form(client: ClientPage, view: str, strategy: str, **params: str)
     return form
 
 
+async def submit_for(client: ClientPage, form: Any, table: str, attribute: str) -> str:
+    """Submit the form, wait for the result `table` it brings, and give the run id the table
+    names in `attribute`."""
+    await form.locator("button[name=submit]").click()
+    shown = client.page.locator(table)
+    await shown.wait_for(timeout=90_000)
+    id = await shown.get_attribute(attribute)
+    assert id is not None
+    return id
+
+
 async def metrics_shown(client: ClientPage, table: str) -> dict[str, Any]:
     return await client.js(f"""() => Object.fromEntries(
         [...document.querySelectorAll('{table} td[data-metric]')].map(
@@ -190,10 +201,7 @@ async def test_a_sweeps_ranking_table_matches_the_api_and_its_rows_open_their_ru
     await client_page.open("#/sweep")
     form = await fill_form(client_page, "sweep", "ema_cross", fast="5, 10", slow="20, 30")
     await form.locator("select[name=rankBy]").select_option("total_return")
-    await form.locator("button[name=submit]").click()
-    table = client_page.page.locator("#ranking table.ranking")
-    await table.wait_for(timeout=90_000)
-    id = await table.get_attribute("data-sweep")
+    id = await submit_for(client_page, form, "#ranking table.ranking", "data-sweep")
     ranking = api_data(history_site, """query($id: ID!) { backtest(id: $id) { ranking {
         rankBy runs { rank id params metrics { totalReturn sharpe maxDrawdown winRate
         tradeCount finalEquity } } } } }""", id=id)["backtest"]["ranking"]
@@ -230,10 +238,7 @@ async def test_a_tpe_search_from_the_sweep_form_runs_its_trials_from_the_grids_v
     await form.locator("select[name=method]").select_option("TPE")
     await trials.fill("4")
     await form.locator("input[name=seed]").fill("5")
-    await form.locator("button[name=submit]").click()
-    table = client_page.page.locator("#ranking table.ranking")
-    await table.wait_for(timeout=90_000)
-    id = await table.get_attribute("data-sweep")
+    id = await submit_for(client_page, form, "#ranking table.ranking", "data-sweep")
     ranking = api_data(history_site, """query($id: ID!) { backtest(id: $id) { ranking {
         runs { id params } } } }""", id=id)["backtest"]["ranking"]
 
@@ -253,10 +258,8 @@ async def test_a_walk_forward_from_the_page_shows_the_apis_folds_metrics_and_sti
     await client_page.open("#/walkforward")
     form = await fill_form(client_page, "walkforward", "ema_cross", fast="5, 10", slow="20, 30")
     await form.locator("input[name=folds]").fill("2")
-    await form.locator("button[name=submit]").click()
-    table = client_page.page.locator("#walkforward-result table.folds")
-    await table.wait_for(timeout=90_000)
-    id = await table.get_attribute("data-walkforward")
+    id = await submit_for(client_page, form, "#walkforward-result table.folds",
+                          "data-walkforward")
     result = api_data(history_site, f"""query($id: ID!) {{ backtest(id: $id) {{ status
         walkForward {{ efficiency metrics {{ {METRICS} }} folds {{ index testId params
         outOfSample {{ totalReturn sharpe tradeCount }} }} }} equity {{ ts equity }} }} }}""",

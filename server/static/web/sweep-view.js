@@ -2,11 +2,11 @@
 // and the ranking table once every run has ended. A row opens its run. GRID runs every
 // combination; RANDOM and TPE run `trials` of them, chosen from the grid's values (`search`).
 
-import { ENDED, ProgressPanel } from './backtest-view.js';
 import { el, select } from './dom.js';
-import { clearErrors, field, showErrors } from './forms.js';
+import { field } from './forms.js';
 import { number, percent } from './format.js';
-import { STRATEGIES, StrategyForm } from './strategy-form.js';
+import { RunView } from './run-view.js';
+import { StrategyForm } from './strategy-form.js';
 
 export const RANK_BY = ['sharpe', 'total_return', 'cagr', 'sortino', 'calmar', 'max_drawdown',
   'annual_volatility', 'win_rate', 'profit_factor', 'expectancy', 'final_equity'];
@@ -59,78 +59,37 @@ export class SearchFields {
   }
 }
 
-export class SweepView {
+export class SweepView extends RunView {
   constructor(app, root) {
-    this.app = app;
-    this.api = app.api;
-    this.formBox = el('div', { className: 'form-box' });
-    this.progress = new ProgressPanel(this.api);
-    this.rankingBox = el('div', { id: 'ranking' });
-    root.append(el('div', { className: 'columns' }, this.formBox,
-      el('div', { className: 'run' }, this.progress.element, this.rankingBox)));
+    super(app, root, { route: 'sweep', title: 'Sweep', resultBox: el('div', { id: 'ranking' }) });
   }
 
-  async show(params) {
-    if (!this.form) {
-      try {
-        const [{ strategies }, markets] = await Promise.all([
-          this.api.request(STRATEGIES), this.app.symbols()]);
-        this.rankBy = select(RANK_BY, { name: 'rankBy' });
-        this.search = new SearchFields();
-        this.form = new StrategyForm({
-          strategies, markets, grid: true, submit: 'Run sweep',
-          extra: [field('Rank by ', this.rankBy, { arg: 'rankBy' }), ...this.search.fields],
-        });
-      } catch (error) {
-        this.formBox.replaceChildren(el('p', { className: 'error' }, error.message));
-        return;
-      }
-      this.form.element.addEventListener('submit', (event) => {
-        event.preventDefault();
-        this.#run();
-      });
-      this.formBox.replaceChildren(el('h2', {}, 'Sweep'), this.form.element);
-    }
-    const id = params.get('id');
-    if (id && id !== this.shown) this.#open(id);
-  }
-
-  async #run() {
-    clearErrors(this.form.element);
-    try {
-      const { runSweep } = await this.api.request(SWEEP, {
-        ...this.form.read(), rankBy: this.rankBy.value, search: this.search.read(),
-      });
-      location.hash = `#/sweep?id=${encodeURIComponent(runSweep.id)}`;
-    } catch (error) {
-      showErrors(this.form.element, error);
-    }
-  }
-
-  #open(id) {
-    this.shown = id;
-    this.rankingBox.replaceChildren();
-    this.progress.follow(id, (state) => {
-      if (ENDED.includes(state.status) && this.shown === id) this.#showRanking(id);
+  buildForm(strategies, markets) {
+    this.rankBy = select(RANK_BY, { name: 'rankBy' });
+    this.search = new SearchFields();
+    return new StrategyForm({
+      strategies, markets, grid: true, submit: 'Run sweep',
+      extra: [field('Rank by ', this.rankBy, { arg: 'rankBy' }), ...this.search.fields],
     });
   }
 
-  async #showRanking(id) {
-    let backtest;
-    try {
-      ({ backtest } = await this.api.request(RANKING, { id }));
-    } catch (error) {
-      this.rankingBox.replaceChildren(el('p', { className: 'error' }, error.message));
-      return;
-    }
+  async start() {
+    const { runSweep } = await this.api.request(SWEEP, {
+      ...this.form.read(), rankBy: this.rankBy.value, search: this.search.read(),
+    });
+    return runSweep.id;
+  }
+
+  async showResult(id) {
+    const { backtest } = await this.api.request(RANKING, { id });
     const ranking = backtest.ranking;
     if (!ranking) {
-      this.rankingBox.replaceChildren(el('p', {}, `No ranking: ${backtest.status}`));
+      this.resultBox.replaceChildren(el('p', {}, `No ranking: ${backtest.status}`));
       return;
     }
     const names = Object.keys(ranking.runs[0]?.params ?? ranking.skipped[0]?.params ?? {});
     const open = (run) => { location.hash = `#/backtest?id=${encodeURIComponent(run.id)}`; };
-    this.rankingBox.replaceChildren(
+    this.resultBox.replaceChildren(
       el('h2', {}, `Ranking by ${ranking.rankBy}`),
       el('table', { className: 'ranking', dataset: { sweep: id } },
         el('thead', {}, el('tr', {}, el('th', {}, '#'), names.map((n) => el('th', {}, n)),
@@ -146,10 +105,5 @@ export class SweepView {
         ranking.unfinished.map((run) => `${JSON.stringify(run.params)} ${run.status}`).join('; ')),
       el('p', { className: 'hint', hidden: !ranking.skipped.length }, 'Skipped: ',
         ranking.skipped.map((run) => `${JSON.stringify(run.params)} (${run.reason})`).join('; ')));
-  }
-
-  hide() {
-    this.progress.stop();
-    this.shown = null;
   }
 }

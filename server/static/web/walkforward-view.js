@@ -3,13 +3,13 @@
 // and one row per fold (its windows, the params its training chose, in- and out-of-sample
 // figures). A fold's row opens its out-of-sample run.
 
-import { ENDED, ProgressPanel } from './backtest-view.js';
 import { METRIC_FIELDS, metricsTable } from './backtest-results.js';
 import { el, select } from './dom.js';
 import { EquityChart } from './equity-chart.js';
-import { clearErrors, field, showErrors } from './forms.js';
+import { field } from './forms.js';
 import { number, percent, utc } from './format.js';
-import { STRATEGIES, StrategyForm } from './strategy-form.js';
+import { RunView } from './run-view.js';
+import { StrategyForm } from './strategy-form.js';
 import { RANK_BY, SearchFields } from './sweep-view.js';
 
 const RUN = `mutation WalkForward($input: BacktestInput!, $grid: JSON, $search: SearchInput,
@@ -65,33 +65,13 @@ function foldsTable(id, folds) {
     el('tbody', {}, folds.map(row)));
 }
 
-export class WalkForwardView {
+export class WalkForwardView extends RunView {
   constructor(app, root) {
-    this.app = app;
-    this.api = app.api;
-    this.formBox = el('div', { className: 'form-box' });
-    this.progress = new ProgressPanel(this.api);
-    this.resultBox = el('div', { id: 'walkforward-result' });
-    root.append(el('div', { className: 'columns' }, this.formBox,
-      el('div', { className: 'run' }, this.progress.element, this.resultBox)));
+    super(app, root, { route: 'walkforward', title: 'Walk-forward',
+      resultBox: el('div', { id: 'walkforward-result' }) });
   }
 
-  async show(params) {
-    if (!this.form) {
-      try {
-        const [{ strategies }, markets] = await Promise.all([
-          this.api.request(STRATEGIES), this.app.symbols()]);
-        this.#buildForm(strategies, markets);
-      } catch (error) {
-        this.formBox.replaceChildren(el('p', { className: 'error' }, error.message));
-        return;
-      }
-    }
-    const id = params.get('id');
-    if (id && id !== this.shown) this.#open(id);
-  }
-
-  #buildForm(strategies, markets) {
+  buildForm(strategies, markets) {
     const input = (name, props) => el('input', { name, type: 'number', ...props });
     this.controls = {
       rankBy: select(RANK_BY, { name: 'rankBy' }),
@@ -102,7 +82,7 @@ export class WalkForwardView {
     };
     const c = this.controls;
     this.search = new SearchFields();
-    this.form = new StrategyForm({
+    return new StrategyForm({
       strategies, markets, grid: true, submit: 'Run walk-forward',
       extra: [
         field('Folds ', c.folds, { arg: 'folds' }),
@@ -114,52 +94,28 @@ export class WalkForwardView {
         ...this.search.fields,
       ],
     });
-    this.form.element.addEventListener('submit', (event) => {
-      event.preventDefault();
-      this.#run();
-    });
-    this.formBox.replaceChildren(el('h2', {}, 'Walk-forward'), this.form.element);
   }
 
-  async #run() {
-    clearErrors(this.form.element);
+  async start() {
     const c = this.controls;
     const orNull = (control) => (control.value === '' ? null : Number(control.value));
-    try {
-      const { runWalkForward } = await this.api.request(RUN, {
-        ...this.form.read(), search: this.search.read(),
-        folds: orNull(c.folds), trainFraction: orNull(c.trainFraction),
-        testBars: orNull(c.testBars), anchored: c.anchored.checked, rankBy: c.rankBy.value,
-      });
-      location.hash = `#/walkforward?id=${encodeURIComponent(runWalkForward.id)}`;
-    } catch (error) {
-      showErrors(this.form.element, error);
-    }
-  }
-
-  #open(id) {
-    this.shown = id;
-    this.#clear();
-    this.progress.follow(id, (state) => {
-      if (ENDED.includes(state.status) && this.shown === id) this.#showResult(id);
+    const { runWalkForward } = await this.api.request(RUN, {
+      ...this.form.read(), search: this.search.read(),
+      folds: orNull(c.folds), trainFraction: orNull(c.trainFraction),
+      testBars: orNull(c.testBars), anchored: c.anchored.checked, rankBy: c.rankBy.value,
     });
+    return runWalkForward.id;
   }
 
-  async #showResult(id) {
-    let backtest;
-    try {
-      ({ backtest } = await this.api.request(RESULT, { id }));
-    } catch (error) {
-      this.resultBox.replaceChildren(el('p', { className: 'error' }, error.message));
-      return;
-    }
+  async showResult(id) {
+    const { backtest } = await this.api.request(RESULT, { id });
     const walk = backtest.walkForward;
     if (!walk) {
       this.resultBox.replaceChildren(el('p', {}, `No result: ${backtest.status}`));
       return;
     }
     const chartBox = el('div', { className: 'chart equity', id: 'walkforward-equity' });
-    this.#clear();
+    this.clear();
     this.resultBox.append(
       el('h2', {}, 'Out of sample, stitched'),
       el('p', { className: 'error', hidden: !backtest.error }, backtest.error ?? ''),
@@ -178,14 +134,9 @@ export class WalkForwardView {
     }
   }
 
-  #clear() {
+  clear() {
     this.chart?.remove();
     this.chart = null;
-    this.resultBox.replaceChildren();
-  }
-
-  hide() {
-    this.progress.stop();
-    this.shown = null;
+    super.clear();
   }
 }
