@@ -75,6 +75,11 @@ def run_import(
             raise ImportUsageError(
                 "the files hold trades and candles; import each kind on its own"
             )
+        if kinds == {"trades"} and request.timeframe is not None:
+            raise ImportUsageError(
+                "--timeframe is for candle files; trades are aggregated into every"
+                " configured timeframe (CANDLEGRAPH_TIMEFRAMES)"
+            )
     except (ImportUsageError, FileImportError) as error:
         print(f"candlegraph import: {error}", file=err)
         return 2

@@ -202,8 +202,10 @@ async def test_nats_killed_and_restarted_under_load_never_stops_the_flow_or_lose
         expected = final_candles(published, [Timeframe.parse(n) for n in STANDARD_TIMEFRAMES])
         assert len(expected) > 1000
         path = data_dir / "candlegraph.sqlite"
+        # Messages the killed server had sent but the flow never got come again only after
+        # the consumer's ack wait (60 s, `JetStreamSource`): wait well past it.
         wait_until(lambda: len(stored_candles(path, "rec", set(expected))) == len(expected),
-                   timeout_s=60, what="every final candle stored")
+                   timeout_s=150, what="every final candle stored")
         assert stored_candles(path, "rec", set(expected)) == expected
         assert flow.poll() is None, "the flow process survived every restart"
         assert {r["pid"] for r in reports} == {flow.pid}

@@ -42,6 +42,7 @@ def run(tmp_path: Path, *paths: str, **fields: object) -> tuple[int, str, str]:
     ({"columns": "when=Time"}, "unknown field 'when'"),
     ({"speed": "60"}, "--speed paces a replay"),
     ({"replay": True, "speed": "-1"}, "--speed must be a number > 0 or max"),
+    ({"timeframe": "1m"}, "--timeframe is for candle files"),
 ])
 def test_bad_arguments_exit_2_with_what_is_wrong(
     fields: dict[str, object], message: str, tmp_path: Path
