@@ -4,7 +4,10 @@
 #   ./dev.sh test [pytest args]          the test suite
 #   ./dev.sh candlegraph COMMAND [flags]  any candlegraph command (backfill, feed, ...)
 set -eu
+# Paths given to `up` and `candlegraph` (files to import, --data-dir) are the caller's.
+caller=$(pwd)
 cd "$(dirname "$0")"
+here=$(pwd)
 
 PYTHON=${PYTHON:-python3.12}
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
@@ -33,8 +36,8 @@ fi
 command=${1:-}
 [ $# -gt 0 ] && shift
 case "$command" in
-    up) exec .venv/bin/candlegraph up "$@" ;;
-    candlegraph) exec .venv/bin/candlegraph "$@" ;;
+    up) cd "$caller" && exec "$here/.venv/bin/candlegraph" up "$@" ;;
+    candlegraph) cd "$caller" && exec "$here/.venv/bin/candlegraph" "$@" ;;
     test) .venv/bin/ruff check --quiet . && .venv/bin/mypy && exec .venv/bin/python -m pytest "$@" ;;
     *) echo "usage: ./dev.sh up [flags] | ./dev.sh test [pytest args] | ./dev.sh candlegraph COMMAND" >&2; exit 2 ;;
 esac
