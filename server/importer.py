@@ -187,11 +187,12 @@ def _store(
                 work_dir=work, progress=progress,
             )
             print(
-                f"imported {report.trades_new:,} new trades of {market.exchange}:"
-                f"{market.symbol} ({report.trades_read:,} read from {_files(report.files)},"
-                f" {report.duplicates:,} repeated ids dropped) into {report.candles:,}"
-                f" candles of {','.join(tf.name for tf in timeframes)}, with"
-                f" {report.indicator_rows:,} rows of indicators", file=out,
+                f"imported {_count(report.trades_new, 'new trade')} of {market.exchange}:"
+                f"{market.symbol} ({report.trades_read:,} read from"
+                f" {_count(report.files, 'file')}, {_count(report.duplicates, 'repeated id')}"
+                f" dropped) into {_count(report.candles, 'candle')} of"
+                f" {','.join(tf.name for tf in timeframes)}, with"
+                f" {_count(report.indicator_rows, 'row')} of indicators", file=out,
             )
             _print_bad(report.bad_rows, out)
             return 0
@@ -209,9 +210,10 @@ def _store(
             progress=progress,
         )
         print(
-            f"imported {creport.candles:,} candles of {market.exchange}:{market.symbol}"
-            f" {','.join(creport.timeframes)} ({creport.candles_read:,} read from"
-            f" {_files(creport.files)}), with {creport.indicator_rows:,} rows of indicators",
+            f"imported {_count(creport.candles, 'candle')} of {market.exchange}:"
+            f"{market.symbol} {','.join(creport.timeframes)} ({creport.candles_read:,} read"
+            f" from {_count(creport.files, 'file')}), with"
+            f" {_count(creport.indicator_rows, 'row')} of indicators",
             file=out,
         )
         _print_bad(creport.bad_rows, out)
@@ -268,10 +270,11 @@ def _print_bad(bad: BadRows, out: TextIO) -> None:
     if not bad.total:
         return
     files = ", ".join(f"{path}: {count.bad:,}" for path, count in bad.files.items() if count.bad)
-    print(f"{bad.total:,} bad rows not imported ({files}); the first:", file=out)
+    print(f"{_count(bad.total, 'bad row')} not imported ({files}); the first:", file=out)
     for row in bad.shown:
         print(f"  {row}", file=out)
 
 
-def _files(count: int) -> str:
-    return "1 file" if count == 1 else f"{count:,} files"
+def _count(count: int, noun: str) -> str:
+    """`1 file`, `2,048 files`."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"

@@ -84,7 +84,7 @@ def test_an_import_prints_what_it_stored_and_its_bad_rows(tmp_path: Path) -> Non
     code, out, _ = run(tmp_path, str(path))
     assert code == 0
     assert "imported 49 new trades of binance:BTC-USDT (49 read from 1 file," in out
-    assert "1 bad rows not imported" in out and ".zip:2: the price is missing" in out
+    assert "1 bad row not imported" in out and ".zip:2: the price is missing" in out
 
 
 def test_progress_is_a_bar_on_a_terminal_and_log_lines_otherwise(
