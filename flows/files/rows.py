@@ -49,12 +49,9 @@ CANDLE_COLUMNS: dict[str, pl.DataType] = {
 }
 
 _CANONICAL_ID = r"^(0|[1-9][0-9]{0,17})$"
-#: Taker sides as files spell them (one lookup a row, not a string operation).
-_SIDES = {
-    spelling: code
-    for word, code in (("buy", 0), ("b", 0), ("sell", 1), ("s", 1))
-    for spelling in (word, word.upper(), word.title())
-}
+#: Taker sides as files spell them.
+_BUY = ["buy", "BUY", "Buy", "b", "B"]
+_SELL = ["sell", "SELL", "Sell", "s", "S"]
 
 
 def _number(frame: pl.DataFrame, column: str) -> pl.Expr:
@@ -97,7 +94,8 @@ def trade_rows(
     """`TRADE_COLUMNS` and `bad` for the rows of `frame` (see the module docstring); `max_ns`
     is the latest time accepted. Ids are not yet made up for rows without one."""
     columns, checks = _trades(frame, fields, max_ns)
-    return frame.select(*columns, _bad(checks).alias("bad"))
+    # Lazily, so polars computes each expression the columns and checks share (the time) once.
+    return frame.lazy().select(*columns, _bad(checks).alias("bad")).collect()
 
 
 def trade_reasons(frame: pl.DataFrame, fields: Mapping[str, str], *, max_ns: int) -> list[str]:
@@ -127,9 +125,12 @@ def _trades(
         checks.append((maker.is_null(), pl.lit("the buyer-maker flag is not true or false")))
         side = pl.when(maker).then(1).otherwise(0)
     elif "side" in fields:
-        side = pl.col(fields["side"]).cast(pl.String).replace_strict(
-            _SIDES, default=2, return_dtype=pl.Int8
-        )
+        # Two set lookups a row: half the time of one `replace_strict` mapping, and a tenth
+        # on a categorical column (Parquet's text sides are read as one), looked up as is.
+        spelled = pl.col(fields["side"])
+        if frame.schema[fields["side"]] != pl.Categorical:
+            spelled = spelled.cast(pl.String)
+        side = pl.when(spelled.is_in(_BUY)).then(0).when(spelled.is_in(_SELL)).then(1).otherwise(2)
     else:
         side = pl.lit(2)
     id_column = fields.get("id")
@@ -160,7 +161,7 @@ def candle_rows(
 ) -> pl.DataFrame:
     """`CANDLE_COLUMNS` and `bad` for the rows of `frame`, candles `width_ns` wide."""
     columns, checks = _candles(frame, fields, fmt_name, width_ns, max_ns)
-    return frame.select(*columns, _bad(checks).alias("bad"))
+    return frame.lazy().select(*columns, _bad(checks).alias("bad")).collect()
 
 
 def candle_reasons(
