@@ -6,8 +6,8 @@ Parquet file inside a `.gz` or `.zip` is refused. Progress is counted in bytes o
 disk, so a compressed file's progress is its compressed bytes read.
 
 Deflate is inflated by zlib-ng (`zlib_ng`), which reads the same streams about twice as fast
-as the standard library's zlib here (a 144 MB zip of klines: 0.62 s instead of 1.19 s); the
-zip's CRC and size are still checked by `zipfile`.
+as the standard library's zlib here (a 144 MB zip of klines: 0.62 s instead of 1.19 s), and a
+zip member's CRC-32 is computed by zlib-ng too; `zipfile` still checks the CRC and the size.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from zlib_ng import gzip_ng, zlib_ng
 
@@ -91,7 +91,7 @@ class DataFile:
             elif self.compression == "zip":
                 archive = zipfile.ZipFile(raw)
                 member = _zip_member(self.path, archive)
-                stream = _inflated_by_zlib_ng(archive.open(member))
+                stream = _read_by_zlib_ng(archive.open(member))
             else:
                 stream = raw
             yield Reading(self, stream, raw)
@@ -130,12 +130,24 @@ class Reading:
             raise FileImportError(self.file.path, f"cannot decompress it: {error}") from error
 
 
-def _inflated_by_zlib_ng(member: IO[bytes]) -> io.BufferedIOBase:
-    """`member` inflated by zlib-ng instead of zlib: `ZipExtFile` keeps its decompressor in
-    `_decompressor` (CPython 3.12), made at open and first used by the first read."""
+def _read_by_zlib_ng(member: IO[bytes]) -> io.BufferedIOBase:
+    """`member` inflated and checked by zlib-ng instead of zlib (CPython 3.12's `ZipExtFile`):
+    its decompressor is `_decompressor`, made at open and first used by the first read, and
+    its CRC-32 is kept by `_update_crc`, here as the standard library does it, with zlib-ng's
+    `crc32` (3.5 times as fast here: the 2.2 GB CSV of a month of trades in 0.22 s, not 1.22)."""
     assert isinstance(member, zipfile.ZipExtFile)
     if member._compress_type == zipfile.ZIP_DEFLATED:  # type: ignore[attr-defined]
         member._decompressor = zlib_ng.decompressobj(-15)  # type: ignore[attr-defined]
+    state: Any = member  # the private attributes `_update_crc` keeps
+
+    def update_crc(data: bytes) -> None:
+        if state._expected_crc is None:
+            return
+        state._running_crc = zlib_ng.crc32(data, state._running_crc)
+        if state._eof and state._running_crc != state._expected_crc:
+            raise zipfile.BadZipFile(f"Bad CRC-32 for file {member.name!r}")
+
+    state._update_crc = update_crc
     return member
 
 

@@ -75,3 +75,22 @@ def test_archives_read_back_exactly_what_was_packed(tmp_path: Path, compression:
             assert type(decompressor) is type(zlib_ng.decompressobj(-15))
         read = b"".join(iter(lambda: reading.read(65_536), b""))
     assert read == text
+
+
+@pytest.mark.parametrize("compression", ["zip", "stored zip"])
+def test_a_zip_member_whose_crc_does_not_match_is_an_error_naming_the_file(
+    tmp_path: Path, compression: str
+) -> None:
+    text = binance_trades(sample_trades(20_000)).encode()
+    path = tmp_path / "t.zip"
+    method = zipfile.ZIP_STORED if compression == "stored zip" else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w", method) as archive:
+        archive.writestr("t.csv", text)
+    data = bytearray(path.read_bytes())
+    # The central directory's CRC-32 of the member (what zipfile checks), off by one.
+    crc_at = data.rindex(b"PK\x01\x02") + 16
+    crc = int.from_bytes(data[crc_at:crc_at + 4], "little")
+    data[crc_at:crc_at + 4] = ((crc + 1) % 2**32).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(FileImportError, match=r"t.zip: cannot decompress it: Bad CRC-32"):
+        list(inspect_file(path, ReadOptions(symbol="BTC-USDT")).chunks(BadRows()))
