@@ -44,6 +44,17 @@ async def connect(
     return nc
 
 
+async def finish(nc: Client) -> None:
+    """Drain `nc` (pending messages out, subscriptions done); a connection that cannot drain,
+    its server away or being reconnected to, is closed instead, so a process stops cleanly
+    whatever NATS is doing."""
+    try:
+        await nc.drain()
+    except (nats.errors.Error, OSError) as error:
+        log.debug("NATS connection not drained (%s): closing it", _describe(error))
+        await nc.close()
+
+
 class ConnectionLog:
     """Logs the events of the connection `nc`, called `name`; `on_reconnected` runs after each
     return of the connection."""

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 
 from nats.js import JetStreamContext
 
-from flows.nats_events import connect
+from flows.nats_events import connect, finish
 from flows.simulator import TradeSimulator
 from flows.streams import ensure_streams
 from flows.subjects import trades_subject
@@ -69,6 +69,6 @@ async def run_simulator(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
     finally:
-        await nc.drain()
+        await finish(nc)
     log.info("simulator stopped after %d trades", sent)
     return sent

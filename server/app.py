@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from db.store import Store
-from flows.nats_events import connect
+from flows.nats_events import connect, finish
 from graphql_schema.context import Context, Limits
 from graphql_schema.schema import build_schema
 from server.auth import ApiKeys, Gate
@@ -207,7 +207,7 @@ def create_app(
             await flow_lag.stop()
             await flow_reports.stop()
             await fanout.close()
-            await nc.drain()
+            await finish(nc)
             store.close()
 
     graphql = CandleGraphQL(

@@ -48,7 +48,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 
 from db.backtest_store import BacktestRecord
 from db.store import StoreError
-from flows.nats_events import connect
+from flows.nats_events import connect, finish
 from server.backtest_queue import (
     CONSUMER,
     STREAM,
@@ -328,7 +328,7 @@ def run_worker(settings: Settings) -> int:
             )
             await worker.run(stop)
         finally:
-            await nc.drain()
+            await finish(nc)
             store.close()
 
     asyncio.run(main())

@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--nats-port", type=int, help="NATS port (default: a free one)")
     feed_flags(up)
     exchange_flags(up, symbols=False)
+    up.add_argument(
+        "--no-feed", action="store_false", dest="up_feed", default=None,
+        help="start no trade source: the flow takes only what is published on NATS (a replay)",
+    )
 
     serve = command("serve", "Run the GraphQL server only.")
     nats_url(serve)
@@ -153,6 +157,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = _parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items()
              if k != "command" and not k.startswith(("backfill_", "import_"))}
+    if args.command == "up" and flags.get("exchange") and flags.get("up_feed") is False:
+        print("candlegraph: --no-feed starts no trade source; --exchange names one",
+              file=sys.stderr)
+        return 2
     if args.command == "up" and flags.get("exchange"):
         # `up --exchange X --symbols A/B`: the symbols are the exchange's, not the simulator's.
         flags["exchange_symbols"] = flags.pop("sim_symbols", None)

@@ -230,7 +230,7 @@ def _replay(
         raise ImportUsageError("--replay publishes trades; these files hold candles")
 
     async def run() -> int:
-        from flows.nats_events import connect
+        from flows.nats_events import connect, finish
         from flows.publisher import publish_trades
         from flows.replay import replay_files
         from flows.streams import ensure_streams
@@ -249,7 +249,7 @@ def _replay(
                 work_dir=settings.data_dir / "imports" / "work", progress=progress,
             )
         finally:
-            await nc.drain()
+            await finish(nc)
         print(
             f"replayed {report.published:,} trades of {market.exchange}:{market.symbol} in"
             f" {report.messages:,} messages on trades.{market.exchange}.{market.symbol}"

@@ -85,6 +85,9 @@ class Settings:
     )
     sim_rate: float = 200.0
     sim_seed: int = 1
+    # Whether `up` starts a trade source (the simulator, or the feed of `exchange`); without
+    # one the flow takes only what is published on NATS, such as an import's replay.
+    up_feed: bool = True
     # QuestDB (store "questdb"): ILP over HTTP (`http://[user:pass@]host:9000`), and the
     # PostgreSQL wire for reads (`postgresql://user:password@host:8812/qdb`).
     questdb_url: str = ""
@@ -337,6 +340,7 @@ ENVIRONMENT: dict[str, Callable[[str], Any]] = {
     "log_format": str,
     "api_keys": _names,
     "public_queries": _bool,
+    "up_feed": _bool,
     "mutation_rate": str,
     "cors_origins": _names,
     "subscription_buffer": int,

@@ -1,12 +1,12 @@
 """`candlegraph up`: the embedded system in the foreground.
 
 Starts a NATS server with JetStream (storage under the data directory), then the dataflow,
-a trade source (the simulator, or with `--exchange` the exchange feed of `candlegraph feed`),
-the GraphQL server and a backtest worker as child processes that find each other through
-settings passed as `CANDLEGRAPH_*` variables. A child that exits is started again after a
-pause that doubles from `RESTART_DELAY_S` up to `RESTART_DELAY_CAP_S` with each restart of it
-(the flow also restarts its own workers, see `server.flow_process`). SIGINT or SIGTERM stops
-them all.
+a trade source (the simulator, or with `--exchange` the exchange feed of `candlegraph feed`;
+none with `--no-feed`), the GraphQL server and a backtest worker as child processes that
+find each other through settings passed as `CANDLEGRAPH_*` variables. A child that exits is
+started again after a pause that doubles from `RESTART_DELAY_S` up to `RESTART_DELAY_CAP_S`
+with each restart of it (the flow also restarts its own workers, see `server.flow_process`).
+SIGINT or SIGTERM stops them all.
 """
 
 from __future__ import annotations
@@ -109,10 +109,12 @@ def run_up(settings: Settings) -> int:
         nats_server_binary(), "-a", "127.0.0.1", "-p", str(nats_port), "-js",
         "-sd", str(data_dir / "nats"), "--log", str(data_dir / "nats-server.log"),
     ], env)
+    server = _Child("the GraphQL server", [*python, "serve"], env)
     workers = [
         _Child("the dataflow", [*python, "flow"], env),
-        _Child("the trade source", [*python, trade_source(settings)], env),
-        _Child("the GraphQL server", [*python, "serve"], env),
+        *([_Child("the trade source", [*python, trade_source(settings)], env)]
+          if settings.up_feed else []),
+        server,
         _Child("the backtest worker", [*python, "worker"], env),
     ]
     children = [nats, *workers]
@@ -121,9 +123,8 @@ def run_up(settings: Settings) -> int:
         for child in workers:
             child.start()
         url = f"http://{settings.host}:{settings.port}"
-        server = workers[2].proc
-        assert server is not None
-        if _wait_until_serving(f"{url}/health", server, timeout_s=30):
+        assert server.proc is not None
+        if _wait_until_serving(f"{url}/health", server.proc, timeout_s=30):
             print(f"CandleGraph is up: the web client at {url}/, GraphiQL at {url}/graphql"
                   " (Ctrl-C stops)", flush=True)
         # A child that exits is started again (NATS keeps its JetStream files, the flow

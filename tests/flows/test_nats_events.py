@@ -7,11 +7,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from flows.nats_events import ConnectionLog, connect
+from flows.nats_events import ConnectionLog, connect, finish
 from tests.conditions import eventually
 from tests.servers import NatsServer
 
@@ -90,3 +91,35 @@ async def test_any_other_error_is_logged_with_its_traceback(
     assert record.levelno == logging.ERROR
     assert record.getMessage() == "NATS connection test-callback: ValueError: cannot handle b'x'"
     assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
+
+
+async def test_finish_drains_a_connection_and_closes_one_whose_server_is_away(
+    tmp_path: Path,
+) -> None:
+    server = NatsServer(tmp_path / "nats")
+    try:
+        healthy = await connect(server.url, name="test-healthy")
+        got: list[bytes] = []
+
+        async def on_msg(msg: Msg) -> None:
+            got.append(msg.data)
+
+        await healthy.subscribe("drained", cb=on_msg)
+        await healthy.publish("drained", b"last")
+        await finish(healthy)  # drained: the message published before it is delivered
+        assert healthy.is_closed and got == [b"last"]
+
+        away = await connect(server.url, name="test-away", max_reconnect_attempts=-1,
+                             reconnect_time_wait=0.05)
+        server.kill()
+
+        async def reconnecting() -> bool:
+            return away.is_reconnecting
+
+        await eventually(reconnecting, timeout_s=10, what="the connection reconnecting")
+        with pytest.raises(nats.errors.ConnectionReconnectingError):
+            await away.drain()  # what `finish` meets
+        await asyncio.wait_for(finish(away), 10)
+        assert away.is_closed
+    finally:
+        server.stop()

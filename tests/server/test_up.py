@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,11 @@ import pytest
 import websockets
 from websockets import Subprotocol
 
+from market.timeframes import parse_timeframes
 from server.processes import free_port
 from tests.conditions import wait_until
+from tests.flows.files.layouts import binance_trades, sample_trades, write
+from tests.market.batch_reference import batch_candles
 
 QUERY = ('{ candles(exchange: "sim", symbol: "BTC-USDT", timeframe: "1s", limit: 5) '
          "{ ts open high low close volume trades vwap closed } }")
@@ -51,20 +55,35 @@ def alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split(") ")[1][0] != "Z"
 
 
-@pytest.fixture
-def system(tmp_path: Path) -> Iterator[subprocess.Popen]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CANDLEGRAPH_")}
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("CANDLEGRAPH_")}
+
+
+@contextlib.contextmanager
+def running_up(tmp_path: Path, *flags: str) -> Iterator[subprocess.Popen]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "up", "--data-dir", str(tmp_path / "data"),
-         "--port", str(port)],
-        env=env,
+         "--port", str(port), *flags],
+        env=clean_env(),
     )
     proc.port = port  # type: ignore[attr-defined]  # the port rides along on the process
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:  # stopped as a user stops it, and killed if that fails
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[subprocess.Popen]:
+    with running_up(tmp_path) as proc:
+        yield proc
 
 
 def graphql(port: int, query: str, **variables: object) -> dict[str, Any]:
@@ -138,3 +157,55 @@ async def test_up_serves_candles_streams_live_ones_and_stops_cleanly(
     assert system.wait(timeout=10) == 0
     assert time.monotonic() - stopping < 10
     assert [pid for pid in tree if alive(pid)] == []
+
+
+def test_up_without_a_feed_shows_a_replayed_file_as_the_flow_builds_it(tmp_path: Path) -> None:
+    """The README's replay: into a flow no live source feeds, whose event time the file's
+    trades then drive (with the simulator's trades of today, those of 2024 would be late)."""
+    trades = sample_trades(1500)  # about 10 minutes of 2024
+    path = write(tmp_path / "BTCUSDT-trades-2024-03-01.csv", binance_trades(trades), "zip")
+    # The flow closes a series' last candle only once event time has moved past it.
+    batch = {ts: c for (_, tf, ts), c in batch_candles(trades, parse_timeframes("1m"), 0).items()}
+    expected = {ts: c for ts, c in batch.items() if ts != max(batch)}
+    nats_port = free_port()
+    with running_up(tmp_path, "--no-feed", "--nats-port", str(nats_port)) as system:
+        port = system.port  # type: ignore[attr-defined]  # set by running_up
+        wait_until(lambda: command_of(system.pid, "serve") and _serving(port), timeout_s=30,
+                   what="the server of `up --no-feed`")
+        assert command_of(system.pid, "simulate") is None
+        replay = subprocess.run(
+            [sys.executable, "-m", "server.cli", "import", str(path), "--exchange", "binance",
+             "--symbol", "BTC-USDT", "--replay", "--nats-url", f"nats://127.0.0.1:{nats_port}",
+             "--data-dir", str(tmp_path / "replay")],
+            env=clean_env(), capture_output=True, text=True, timeout=60,
+        )
+        assert replay.returncode == 0, replay.stderr
+        query = """{ candles(exchange: "binance", symbol: "BTC-USDT", timeframe: "1m",
+            limit: 100) { ts open high low close volume trades closed } }"""
+
+        def closed() -> dict[int, dict[str, Any]]:
+            body = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}).json()
+            rows = (body.get("data") or {}).get("candles") or []
+            return {_ns(r["ts"]): r for r in rows if r["closed"]}
+
+        stored = wait_until(lambda: len(closed()) >= len(expected) and closed(), timeout_s=60,
+                            what="the replay's closed 1m candles")
+        assert {ts: (r["open"], r["high"], r["low"], r["close"], r["volume"], r["trades"])
+                for ts, r in stored.items() if ts in expected} == {
+            ts: (c.open, c.high, c.low, c.close, c.volume, c.trades)
+            for ts, c in expected.items()}
+        symbols = graphql(port, "{ symbols { exchange symbol } }")["symbols"]
+        assert symbols == [{"exchange": "binance", "symbol": "BTC-USDT"}]
+        system.send_signal(signal.SIGINT)
+        assert system.wait(timeout=15) == 0
+
+
+def _serving(port: int) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+    return False
+
+
+def _ns(iso: str) -> int:
+    when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return int(when.timestamp()) * 10**9
