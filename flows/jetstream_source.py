@@ -43,7 +43,7 @@ from nats.js.errors import NotFoundError
 
 from flows.nats_bridge import NatsBridge
 from flows.streams import ensure_streams
-from flows.subjects import TRADES_STREAM, TRADES_SUBJECTS
+from flows.subjects import FLOW_CONSUMER, TRADES_STREAM, TRADES_SUBJECTS
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class JetStreamSource(FixedPartitionedSource[RawMessage, int]):
         self,
         nats_url: str,
         *,
-        durable: str = "candles",
+        durable: str = FLOW_CONSUMER,
         fetch_batch: int = 256,
         pull_expires_s: float = 5.0,
         max_buffered_bytes: int = 32 * 1024 * 1024,

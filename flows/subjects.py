@@ -5,6 +5,8 @@ from __future__ import annotations
 
 TRADES_STREAM = "TRADES"
 TRADES_SUBJECTS = "trades.>"
+#: The flow's durable consumer of TRADES.
+FLOW_CONSUMER = "candles"
 DEADLETTER_STREAM = "DEADLETTER"
 DEADLETTER_SUBJECT = "deadletter.trades"
 FLOW_STATS_SUBJECTS = "stats.flow.*"

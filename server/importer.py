@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from db.store import StoreError
 from flows.files.bad_rows import BadRows
@@ -39,6 +39,9 @@ from market.messages import EXCHANGE_PATTERN, SYMBOL_PATTERN
 from market.timeframes import Timeframe, TimeframeError, parse_timeframes
 from server.import_progress import progress_for
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from flows.replay_check import FlowVerdict
 
 log = logging.getLogger("candlegraph.import")
 
@@ -233,9 +236,12 @@ def _replay(
         from flows.nats_events import connect, finish
         from flows.publisher import publish_trades
         from flows.replay import replay_files
+        from flows.replay_check import dead_letter_mark, flow_verdict
         from flows.streams import ensure_streams
+        from flows.subjects import trades_subject
 
         nc = await connect(settings.nats_url, name="candlegraph-replay")
+        subject = trades_subject(market.exchange, market.symbol)
         try:
             js = nc.jetstream()
             await ensure_streams(js)
@@ -244,26 +250,51 @@ def _replay(
             for signum in (signal.SIGINT, signal.SIGTERM):
                 if task is not None:
                     loop.add_signal_handler(signum, task.cancel)
+            mark = await dead_letter_mark(js)
             report = await replay_files(
                 sources, partial(publish_trades, js), market=market, speed=speed,
                 work_dir=settings.data_dir / "imports" / "work", progress=progress,
             )
+            print(
+                f"replayed {report.published:,} trades of {market.exchange}:{market.symbol} in"
+                f" {report.messages:,} messages on {subject}"
+                f" ({report.duplicates:,} repeated ids dropped)", file=out,
+            )
+            if report.bad_rows is not None:
+                _print_bad(report.bad_rows, out)
+            verdict = await flow_verdict(js, subject, mark)
         finally:
             await finish(nc)
-        print(
-            f"replayed {report.published:,} trades of {market.exchange}:{market.symbol} in"
-            f" {report.messages:,} messages on trades.{market.exchange}.{market.symbol}"
-            f" ({report.duplicates:,} repeated ids dropped)", file=out,
-        )
-        if report.bad_rows is not None:
-            _print_bad(report.bad_rows, out)
-        return 0
+        return _print_verdict(verdict, out)
 
     try:
         return asyncio.run(run())
     except asyncio.CancelledError:
         print("candlegraph import: replay stopped", file=sys.stderr)
         return 1
+
+
+def _print_verdict(verdict: FlowVerdict, out: TextIO) -> int:
+    """Say what the flow made of a replay (`flows.replay_check`); 1 if it dead-lettered any."""
+    if not verdict.flowing:
+        print("no flow reads this NATS server's trades yet; they wait in its stream", file=out)
+        return 0
+    if not verdict.acked:
+        print("the flow has not taken them all yet (see its log)", file=out)
+        return 0
+    if not verdict.dead_letters:
+        print("the flow took every one", file=out)
+        return 0
+    reasons = ", ".join(f"{reason}: {n:,}" for reason, n in sorted(verdict.reasons.items()))
+    print(f"the flow dead-lettered {'at least ' if verdict.capped else ''}"
+          f"{_count(verdict.dead_letters, 'trade')} of them ({reasons})", file=out)
+    if verdict.first is not None:
+        print(f"  the first: {verdict.first.reason}: {verdict.first.detail}", file=out)
+    if "late" in verdict.reasons:
+        print("  its event time was ahead of these trades, as when a simulator or a live feed"
+              " feeds it too: replay into `candlegraph up --no-feed` with a data directory of"
+              " its own", file=out)
+    return 1
 
 
 def _print_bad(bad: BadRows, out: TextIO) -> None:
