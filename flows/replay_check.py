@@ -30,7 +30,7 @@ from market.messages import DeadLetter
 log = logging.getLogger(__name__)
 
 #: Dead letters read back at most.
-MAX_READ = 100_000
+MAX_READ = 20_000
 _DECODER = msgspec.json.Decoder(DeadLetter)
 
 
