@@ -22,7 +22,7 @@ import nats.errors
 from flows.exchanges import open_exchange
 from flows.feed_publisher import FeedPublisher, TradeBuffer, load_cursor, open_cursors
 from flows.feed_stats import FeedStats
-from flows.nats_events import connect
+from flows.nats_events import connect, finish
 from flows.streams import ensure_streams
 from flows.trade_feed import FeedOptions, MarketFeed
 from market.backoff import Backoff
@@ -123,8 +123,7 @@ async def run_exchange_feed(
         for instance in instances:
             with contextlib.suppress(Exception):
                 await instance.close()
-        with contextlib.suppress(Exception):
-            await nc.drain()
+        await finish(nc)
 
 
 async def _load_markets(

@@ -17,7 +17,7 @@ from typing import TypeVar
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from flows.nats_events import connect
+from flows.nats_events import connect, finish
 
 T = TypeVar("T")
 
@@ -91,10 +91,7 @@ class NatsBridge:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            try:
-                await self.nc.drain()
-            except Exception:
-                await self.nc.close()
+            await finish(self.nc)
 
         try:
             self.call(shutdown, timeout=10)

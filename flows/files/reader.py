@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flows.files.bad_rows import BadRow, BadRows
@@ -140,12 +139,12 @@ class SourceFile:
         wanted = list(dict.fromkeys(self.format.fields.values()))
         try:
             # A text `side` is read as a dictionary (a category per spelling, not a string
-            # per row): reading and mapping it then take a fraction of the time.
+            # per row): reading and mapping it then take a fraction of the time. pyarrow
+            # ignores the option for a column of numbers.
             side = self.format.fields.get("side")
-            schema = pq.ParquetFile(self.path).schema_arrow
-            texts = [side] if side is not None and _is_text(schema.field(side).type) else []
             # Without pre-buffering: pyarrow keeps pre-buffered column chunks of the whole file.
-            parquet = pq.ParquetFile(self.path, pre_buffer=False, read_dictionary=texts)
+            parquet = pq.ParquetFile(self.path, pre_buffer=False,
+                                     read_dictionary=[side] if side is not None else [])
             total = max(parquet.metadata.num_rows, 1)
             row = 1
             for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
@@ -155,10 +154,6 @@ class SourceFile:
                 yield row - len(frame), None, frame, self.data.size * (row - 1) // total
         except (OSError, ValueError) as error:  # pyarrow's errors derive from these
             raise FileImportError(self.path, f"cannot read it as Parquet: {error}") from error
-
-
-def _is_text(dtype: pa.DataType) -> bool:
-    return bool(pa.types.is_string(dtype) or pa.types.is_large_string(dtype))
 
 
 def inspect_file(path: Path, options: ReadOptions) -> SourceFile:
