@@ -9,25 +9,25 @@ backtest worker's are scraped, and each metric name in the dashboard's PromQL mu
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import nats
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from market.messages import Trade, encode
 from server.processes import free_port
 from server.settings import Settings
-from tests.conditions import wait_until
+from tests.conditions import eventually, wait_until
 from tests.fake_binance import FakeBinance
 from tests.graphql.clients import GraphQLWs
 
@@ -113,14 +113,17 @@ async def test_every_metric_the_dashboard_queries_is_served_by_a_running_process
         httpx.post(url, json={"query": "{ symbols { nope } }"})  # an error, by code
         await subscriber.candle(timeout_s=30)
 
-        deadline = time.monotonic() + 60
-        while True:  # until every metric is served, or the deadline: then say which are not
+        missing: list[str] = []
+
+        async def every_metric_served() -> bool:
             httpx.post(url, json={"query": "{ symbols { symbol } }"})
             names = set().union(*(served(u) for u in urls))
-            missing = sorted(m for m in wanted if m not in names)
-            if not missing or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.2)
+            missing[:] = sorted(m for m in wanted if m not in names)
+            return not missing
+
+        # On a timeout, the assertion below names the metrics still missing.
+        with contextlib.suppress(pytest.fail.Exception):
+            await eventually(every_metric_served, timeout_s=60, what="every dashboard metric")
         assert missing == [], "dashboard metrics no process serves"
         making.result(timeout=30)
     finally:

@@ -98,7 +98,9 @@ async def test_a_subscriber_that_gives_up_while_subscribing_leaves_nothing_behin
             await asyncio.Event().wait()
 
     task = asyncio.create_task(subscriber())
-    await asyncio.sleep(0)  # it has registered and is waiting for NATS
+    # One step of the loop, not a wait: the test needs the subscriber caught mid-subscribe,
+    # registered and still waiting for NATS, which any longer wait would let it finish.
+    await asyncio.sleep(0)
     assert fanout.subscribers() == {SUBJECT: 1}
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
