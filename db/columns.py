@@ -2,7 +2,8 @@
 
 History (an import, a backfill) comes in columns, thousands of candles of one series at a
 time; these give the stores what they write without a `Candle` or a dict per row:
-`candle_fields` and `series_extents` for candles, `IndicatorTable` for indicator values (the
+`series_extents` for candles (the embedded store writes their records as blocks,
+`db.candle_blocks`), `IndicatorTable` for indicator values (the
 embedded store writes a table as blocks, `db.indicator_blocks`; `IndicatorTable.rows` gives
 the rows of `IndicatorValues` a store without a columnar path writes).
 """
@@ -10,40 +11,12 @@ the rows of `IndicatorValues` a store without a columnar path writes).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
 import numpy as np
 
 from db.indicator_store import IndicatorValues
 from market.candle_columns import CandleColumns
-
-
-def candle_fields(columns: CandleColumns) -> list[list[object]]:
-    """The candles' fields as lists, in the order of a stored row: exchange, symbol,
-    timeframe, ts, open, high, low, close, volume, trades, vwap, closed (0/1); `trades` and
-    `vwap` None where a candle carries neither."""
-    n = len(columns)
-    codes = np.unique(columns.market).tolist()
-    if len(codes) == 1:
-        exchange, symbol = columns.markets[codes[0]]
-        exchanges: list[object] = [exchange] * n
-        symbols: list[object] = [symbol] * n
-    else:
-        markets = [columns.markets[m] for m in columns.market.tolist()]
-        exchanges, symbols = [m[0] for m in markets], [m[1] for m in markets]
-    names = columns.timeframe_names
-    trades: list[object] = columns.trades.tolist()
-    vwap: list[object] = columns.vwap.tolist()
-    if n and int(columns.trades.min()) < 0:
-        trades = [None if t < 0 else t for t in cast("list[int]", trades)]
-    if np.isnan(columns.vwap).any():
-        vwap = [None if v != v else v for v in vwap]
-    return [
-        exchanges, symbols, [names[t] for t in columns.timeframe.tolist()],
-        columns.ts.tolist(), columns.open.tolist(), columns.high.tolist(),
-        columns.low.tolist(), columns.close.tolist(), columns.volume.tolist(), trades, vwap,
-        columns.closed.astype(np.int64).tolist(),
-    ]
 
 
 def series_extents(columns: CandleColumns) -> list[tuple[str, str, str, int, int, float]]:

@@ -1,6 +1,12 @@
 """The embedded store's candles (`db.candle_store.CandleStore`), a part of `SqliteStore`.
 
-Besides `candles`, the table `series` keeps each series' extent (first and latest candle start,
+Candles written a batch at a time (the live flow's) are rows of `candles`; history
+(`upsert_candle_columns`: an import, a backfill) is blocks of records in `candle_blocks`
+(`db.candle_blocks`). A write whose times reach into a block of its series is merged into the
+blocks: the blocks and rows in its span are read, merged, deleted and written again as
+blocks. Reads take a series' rows and blocks in one snapshot and merge them.
+
+Besides those, the table `series` keeps each series' extent (first and latest candle start,
 latest close), updated in the same transaction as the candles. It answers `symbols`,
 `symbol_summaries` and `latest_candles` without scanning candles, and bounds resampling.
 """
@@ -8,12 +14,24 @@ latest close), updated in the same transaction as the candles. It answers `symbo
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
+import numpy as np
 import polars as pl
 
+from db.candle_blocks import (
+    ROW_COLUMNS,
+    block_records,
+    column_records,
+    in_range,
+    merge,
+    record_candles,
+    resampled,
+    row_records,
+    stored_blocks,
+)
 from db.candle_store import SymbolSummary, frame_columns
-from db.columns import candle_fields, series_extents
+from db.columns import series_extents
 from db.series import (
     SeriesExtent,
     bucket_closed,
@@ -23,12 +41,14 @@ from db.series import (
     source_range,
     summaries,
 )
-from db.sqlite_connection import SqliteConnection, bounds, insert_blocks, insert_fields
+from db.sqlite_connection import bounds, insert_blocks
+from db.sqlite_series_ids import SERIES_ID, Key, SqliteSeriesIds
 from db.sqlite_tables import BACKFILL_SERIES, NULLABLE_CANDLES
 from market.candle_columns import CandleColumns
 from market.messages import Candle
 
-_COLUMNS = "exchange, symbol, timeframe, ts, open, high, low, close, volume, trades, vwap, closed"
+_COLUMNS = f"exchange, symbol, timeframe, {ROW_COLUMNS}"
+_KEY = "exchange = ? AND symbol = ? AND timeframe = ?"
 
 # Rows go in as multi-row VALUES lists (`_RowBlocks`): `INSERT ... VALUES (...), (...) ON
 # CONFLICT` applies the rows in order, as executemany does, with one statement per block.
@@ -50,9 +70,20 @@ ON CONFLICT (exchange, symbol, timeframe) DO UPDATE SET
                       ELSE last_close END
 """
 
+# Of (series, lo, hi) ranges, those that some block of the series reaches into.
+_IN_BLOCKS = """
+WITH w (series, lo, hi) AS (VALUES {})
+SELECT w.series FROM w
+WHERE (SELECT b.last_ts FROM candle_blocks AS b WHERE b.series = w.series AND b.first_ts <= w.hi
+       ORDER BY b.first_ts DESC LIMIT 1) >= w.lo
+"""
 
-class SqliteCandles(SqliteConnection):
-    """`CandleStore` over the `candles` and `series` tables."""
+#: (series, lo, hi) ranges per query of `_IN_BLOCKS` (3 parameters each).
+_RANGES_PER_QUERY = 1000
+
+
+class SqliteCandles(SqliteSeriesIds):
+    """`CandleStore` over the `candles`, `candle_blocks` and `series` tables."""
 
     def _migrate_candles(self, conn: sqlite3.Connection) -> None:
         """Bring a file from before `series`, or with NOT NULL `trades` and `vwap` (from
@@ -75,7 +106,7 @@ class SqliteCandles(SqliteConnection):
              c.volume, c.trades, c.vwap, int(c.closed))
             for c in candles
         ]
-        extents: dict[tuple[str, str, str], list] = {}
+        extents: dict[Key, list] = {}
         for c in candles:
             key = (c.exchange, c.symbol, c.timeframe)
             extent = extents.get(key)
@@ -88,17 +119,41 @@ class SqliteCandles(SqliteConnection):
                     extent[1], extent[2] = c.ts, c.close
         series = [(*key, first, last, close) for key, (first, last, close) in extents.items()]
         with self._transaction(f"writing {len(rows)} candles") as conn:
-            insert_blocks(conn, _UPSERT_CANDLE, rows)
+            ids = self._resolve_series_ids(conn, extents)
+            in_blocks = _reaching_blocks(conn, [
+                (ids[key], first, last) for key, (first, last, _) in extents.items()
+            ])
+            insert_blocks(conn, _UPSERT_CANDLE, [
+                row for row in rows if ids[row[:3]] not in in_blocks
+            ] if in_blocks else rows)
+            for key in extents:
+                if ids[key] in in_blocks:
+                    mine = [row[3:] for row in rows if row[:3] == key]
+                    _write_blocks(conn, key, ids[key], row_records(mine))
             conn.executemany(_UPSERT_SERIES, series)
+        self._remember_series_ids(ids)
 
     def upsert_candle_columns(self, columns: CandleColumns) -> None:
-        """`upsert_candles` of candles held as columns (an import's), without a `Candle`
-        per row."""
+        """`upsert_candles` of candles held as columns (history: an import's, a backfill's),
+        written as blocks, without a `Candle` per row."""
         if not len(columns):
             return
+        width = int(columns.timeframe.max()) + 1
+        codes = columns.market * width + columns.timeframe
         with self._transaction(f"writing {len(columns)} candles", bulk=True) as conn:
-            insert_fields(conn, _UPSERT_CANDLE, candle_fields(columns))
+            parts = [(code, np.flatnonzero(codes == code)) for code in np.unique(codes).tolist()]
+            keys = {
+                code: (*columns.markets[code // width], columns.timeframe_names[code % width])
+                for code, _ in parts
+            }
+            ids = self._resolve_series_ids(conn, keys.values())
+            for code, rows in parts:
+                key = keys[code]
+                whole = len(parts) == 1
+                records = column_records(columns, slice(None) if whole else rows)
+                _write_blocks(conn, key, ids[key], records)
             conn.executemany(_UPSERT_SERIES, series_extents(columns))
+        self._remember_series_ids(ids)
 
     def candles(
         self,
@@ -111,19 +166,9 @@ class SqliteCandles(SqliteConnection):
         limit: int = 1000,
         from_start: bool = False,
     ) -> list[Candle]:
-        order = "ASC" if from_start else "DESC"
-        sql = (
-            f"SELECT {_COLUMNS} FROM candles WHERE exchange = ? AND symbol = ? AND timeframe = ?"
-            f" AND ts >= ? AND ts < ? ORDER BY ts {order} LIMIT ?"
-        )
+        key = (exchange, symbol, timeframe)
         lo, hi = bounds(start_ns, end_ns)
-        rows = self._read(sql, (exchange, symbol, timeframe, lo, hi, max(limit, 0)))
-        if not from_start:
-            rows.reverse()
-        return [
-            Candle(ex, sym, tf, ts, o, hi, lo, c, v, n, vw, bool(closed))
-            for ex, sym, tf, ts, o, hi, lo, c, v, n, vw, closed in rows
-        ]
+        return record_candles(key, self._records(key, lo, hi, max(limit, 0), from_start))
 
     def candles_frame(
         self,
@@ -138,23 +183,45 @@ class SqliteCandles(SqliteConnection):
         columns: Sequence[str] | None = None,
     ) -> pl.DataFrame:
         schema = frame_columns(columns)
-        descending = limit is not None and not from_start
-        sql = (
-            f"SELECT {', '.join(schema)} FROM candles"
-            " WHERE exchange = ? AND symbol = ? AND timeframe = ? AND ts >= ? AND ts < ?"
-            f" ORDER BY ts {'DESC' if descending else 'ASC'} LIMIT ?"
-        )
         lo, hi = bounds(start_ns, end_ns)
-        count = -1 if limit is None else max(limit, 0)
-        rows = self._read(sql, (exchange, symbol, timeframe, lo, hi, count))
-        if descending:
-            rows.reverse()
-        # Columns straight from the rows: one list per column, no object per candle.
-        values = zip(*rows, strict=True) if rows else [()] * len(schema)
-        return pl.DataFrame(
-            [pl.Series(name, column, dtype=dtype)
-             for (name, dtype), column in zip(schema.items(), values, strict=True)]
-        )
+        count = None if limit is None else max(limit, 0)
+        records = self._records((exchange, symbol, timeframe), lo, hi, count, from_start)
+        series = []
+        for name, dtype in schema.items():
+            values = np.ascontiguousarray(records[name])
+            column = pl.Series(name, values, dtype=dtype, nan_to_null=name == "vwap")
+            if name == "trades":
+                column = column.set(column < 0, None)
+            series.append(column)
+        return pl.DataFrame(series)
+
+    def _records(
+        self, key: Key, lo: int, hi: int, limit: int | None, from_start: bool
+    ) -> np.ndarray:
+        """The series' candles in [lo, hi) as records, oldest first: all, or the newest
+        `limit` (with `from_start` the oldest), from its rows and blocks in one snapshot."""
+        if limit == 0 or lo >= hi:
+            return row_records([])
+        order = "ASC" if from_start or limit is None else "DESC"
+        with self._snapshot() as conn:
+            rows = conn.execute(
+                f"SELECT {ROW_COLUMNS} FROM candles WHERE {_KEY} AND ts >= ? AND ts < ?"
+                f" ORDER BY ts {order} LIMIT ?",
+                (*key, lo, hi, -1 if limit is None else limit),
+            ).fetchall()
+            parts = [row_records(rows)]
+            found = conn.execute(SERIES_ID, key).fetchone()
+            if found is not None:
+                count = 0
+                for records in _blocks(conn, found[0], lo, hi, from_start or limit is None):
+                    parts.append(records := in_range(records, lo, hi))
+                    count += len(records)
+                    if limit is not None and count >= limit:
+                        break
+        records = merge(parts)
+        if limit is None:
+            return records
+        return records[:limit] if from_start else records[max(len(records) - limit, 0):]
 
     def resample(
         self,
@@ -170,8 +237,7 @@ class SqliteCandles(SqliteConnection):
     ) -> list[Candle]:
         source_step, step = resample_steps(source_timeframe, timeframe)
         found = self._read(
-            "SELECT first_ns, last_ns FROM series"
-            " WHERE exchange = ? AND symbol = ? AND timeframe = ?",
+            f"SELECT first_ns, last_ns FROM series WHERE {_KEY}",
             (exchange, symbol, source_timeframe),
         )
         if not found or limit <= 0:
@@ -180,72 +246,43 @@ class SqliteCandles(SqliteConnection):
         lo, hi = source_range(start_ns, end_ns, step)
         window = resample_window(lo, hi, first_ns, last_ns, step, limit, from_start)
         key = (exchange, symbol, source_timeframe)
-        buckets = self._resampled(key, step, window, limit, from_start)
+        buckets = resampled(self._records(key, *window, None, True), step, limit, from_start)
         if len(buckets) < limit and window != (lo, hi):
-            buckets = self._resampled(key, step, (lo, hi), limit, from_start)
+            buckets = resampled(self._records(key, lo, hi, None, True), step, limit, from_start)
         source_end = last_ns + source_step
-        candles = [
+        return [
             Candle(exchange, symbol, timeframe, bucket, open_, high, low, close, volume, trades,
                    bucket_vwap(notional, volume, close),
-                   bucket_closed(bucket, step, bool(all_closed), source_end))
+                   bucket_closed(bucket, step, all_closed, source_end))
             for bucket, open_, high, low, close, volume, trades, notional, all_closed in buckets
         ]
-        return candles
-
-    def _resampled(
-        self,
-        key: tuple[str, str, str],
-        step: int,
-        window: tuple[int, int],
-        limit: int,
-        from_start: bool,
-    ) -> list[tuple]:
-        # Extremes and sums per bucket in one pass; open and close are then looked up by the
-        # primary key at each bucket's first and last source candle. A bucket's trade count
-        # and VWAP are known only when every source candle's is.
-        order = "ASC" if from_start else "DESC"
-        sql = f"""
-            WITH b AS (
-                SELECT ts - ts % :step AS bucket, min(ts) AS first_ts, max(ts) AS last_ts,
-                       max(high) AS high, min(low) AS low, sum(volume) AS volume,
-                       CASE WHEN count(trades) = count(*) THEN sum(trades) END AS trades,
-                       CASE WHEN count(vwap) = count(*) THEN sum(vwap * volume) END AS notional,
-                       min(closed) AS all_closed
-                FROM candles
-                WHERE exchange = :exchange AND symbol = :symbol AND timeframe = :timeframe
-                  AND ts >= :lo AND ts < :hi
-                GROUP BY bucket ORDER BY bucket {order} LIMIT :limit
-            )
-            SELECT b.bucket, o.open, b.high, b.low, c.close, b.volume, b.trades, b.notional,
-                   b.all_closed
-            FROM b
-            JOIN candles AS o ON o.exchange = :exchange AND o.symbol = :symbol
-                             AND o.timeframe = :timeframe AND o.ts = b.first_ts
-            JOIN candles AS c ON c.exchange = :exchange AND c.symbol = :symbol
-                             AND c.timeframe = :timeframe AND c.ts = b.last_ts
-            ORDER BY b.bucket
-        """
-        exchange, symbol, timeframe = key
-        lo, hi = window
-        return self._read(sql, dict(
-            step=step, exchange=exchange, symbol=symbol, timeframe=timeframe, lo=lo, hi=hi,
-            limit=limit,
-        ))
 
     def latest_candles(self, timeframe: str, exchange: str | None = None) -> list[Candle]:
-        # CROSS JOIN keeps `series` as the outer loop: one primary-key lookup per market.
+        # CROSS JOIN keeps `series` as the outer loop: one primary-key lookup per market. A
+        # series whose latest candle is in a block has no row there (LEFT JOIN: NULLs).
         sql = (
-            f"SELECT {', '.join('c.' + c for c in _COLUMNS.split(', '))} FROM series AS s"
-            " CROSS JOIN candles AS c ON c.exchange = s.exchange AND c.symbol = s.symbol"
+            f"SELECT s.exchange, s.symbol, s.timeframe, s.last_ns, i.id,"
+            f" {', '.join('c.' + c for c in ROW_COLUMNS.split(', '))} FROM series AS s"
+            " LEFT JOIN series_ids AS i ON i.exchange = s.exchange AND i.symbol = s.symbol"
+            " AND i.timeframe = s.timeframe"
+            " LEFT JOIN candles AS c ON c.exchange = s.exchange AND c.symbol = s.symbol"
             " AND c.timeframe = s.timeframe AND c.ts = s.last_ns"
             " WHERE s.timeframe = :timeframe AND (:exchange IS NULL OR s.exchange = :exchange)"
             " ORDER BY s.exchange, s.symbol"
         )
-        rows = self._read(sql, {"timeframe": timeframe, "exchange": exchange})
-        return [
-            Candle(ex, sym, tf, ts, o, hi, lo, c, v, n, vw, bool(closed))
-            for ex, sym, tf, ts, o, hi, lo, c, v, n, vw, closed in rows
-        ]
+        latest = []
+        with self._snapshot() as conn:
+            for ex, sym, tf, last_ns, id, *row in conn.execute(
+                sql, {"timeframe": timeframe, "exchange": exchange}
+            ).fetchall():
+                if row[0] is not None:
+                    records = row_records([row])
+                elif id is not None:
+                    records = _block_at(conn, id, last_ns)
+                else:
+                    continue
+                latest.extend(record_candles((ex, sym, tf), records))
+        return latest
 
     def symbols(self) -> list[tuple[str, str]]:
         rows = self._read(
@@ -278,3 +315,84 @@ class SqliteCandles(SqliteConnection):
             ("INSERT OR REPLACE INTO known_gaps VALUES (?, ?, ?, ?, ?)",
              [(exchange, symbol, timeframe, start, end) for start, end in gaps]),
         )
+
+
+def _reaching_blocks(
+    conn: sqlite3.Connection, ranges: Sequence[tuple[int, int, int]]
+) -> set[int]:
+    """The series of (series, first ts, last ts) ranges that reach into one of its blocks."""
+    hit: set[int] = set()
+    for start in range(0, len(ranges), _RANGES_PER_QUERY):
+        some = ranges[start:start + _RANGES_PER_QUERY]
+        sql = _IN_BLOCKS.format(", ".join(["(?, ?, ?)"] * len(some)))
+        hit.update(row[0] for row in conn.execute(sql, [v for r in some for v in r]))
+    return hit
+
+
+def _write_blocks(conn: sqlite3.Connection, key: Key, series: int, patch: np.ndarray) -> None:
+    """Merge the records `patch` (any order; of the same start, the later wins) into the
+    series' candles in the open transaction: the blocks it reaches into and the rows in
+    their joint span are read, merged, deleted, and written again as blocks."""
+    patch = merge([patch])
+    lo, hi = int(patch["ts"][0]), int(patch["ts"][-1])
+    stored: list[np.ndarray] = []
+    starts: list[int] = []
+    for records in _blocks(conn, series, lo, hi + 1, False):
+        stored.append(records)
+        starts.append(int(records["ts"][0]))
+        lo, hi = min(lo, int(records["ts"][0])), max(hi, int(records["ts"][-1]))
+    span = (*key, lo, hi)
+    rows = conn.execute(
+        f"SELECT {ROW_COLUMNS} FROM candles WHERE {_KEY} AND ts >= ? AND ts <= ?", span
+    ).fetchall()
+    if rows:
+        stored.append(row_records(rows))
+        conn.execute(f"DELETE FROM candles WHERE {_KEY} AND ts >= ? AND ts <= ?", span)
+    conn.executemany(
+        "DELETE FROM candle_blocks WHERE series = ? AND first_ts = ?",
+        [(series, first) for first in starts],
+    )
+    conn.executemany(
+        "INSERT INTO candle_blocks (series, first_ts, last_ts, records) VALUES (?, ?, ?, ?)",
+        [(series, *block) for block in stored_blocks(merge([*stored, patch]))],
+    )
+
+
+def _block_at(conn: sqlite3.Connection, series: int, ts: int) -> np.ndarray:
+    """The record of the series' candle at `ts` held in a block (none, or one)."""
+    found = conn.execute(
+        "SELECT records FROM candle_blocks WHERE series = ? AND first_ts <= ?"
+        " ORDER BY first_ts DESC LIMIT 1",
+        (series, ts),
+    ).fetchone()
+    return row_records([]) if found is None else in_range(block_records(found[0]), ts, ts + 1)
+
+
+def _blocks(
+    conn: sqlite3.Connection, series: int, lo: int, hi: int, forward: bool
+) -> Iterator[np.ndarray]:
+    """The records of the series' blocks that reach into [lo, hi): oldest first if
+    `forward`, else latest first."""
+    if forward:
+        cursor = conn.execute(
+            "SELECT last_ts, records FROM candle_blocks WHERE series = :series"
+            " AND first_ts >= coalesce((SELECT max(first_ts) FROM candle_blocks"
+            " WHERE series = :series AND first_ts <= :lo), :lo)"
+            " AND first_ts < :hi ORDER BY first_ts",
+            {"series": series, "lo": lo, "hi": hi},
+        )
+    else:
+        cursor = conn.execute(
+            "SELECT last_ts, records FROM candle_blocks WHERE series = ? AND first_ts < ?"
+            " ORDER BY first_ts DESC",
+            (series, hi),
+        )
+    try:
+        for last, data in cursor:  # read as far as it is needed
+            if last < lo:
+                if forward:
+                    continue
+                return
+            yield block_records(data)
+    finally:
+        cursor.close()

@@ -181,24 +181,3 @@ def insert_blocks(
         conn.execute(block_sql, list(chain(rows[start:start + _BLOCK_ROWS])))
     if whole < len(rows):
         conn.executemany(row_sql, rows[whole:])
-
-
-def insert_fields(
-    conn: sqlite3.Connection, statement: tuple[str, int, str], fields: Sequence[list[object]]
-) -> None:
-    """`insert_blocks` of the rows whose fields are the lists `fields` (one list per column),
-    without a tuple per row: the parameters of every whole block are sliced from one flat
-    list."""
-    n, width = len(fields[0]), len(fields)
-    if n < _BLOCK_MIN_ROWS:
-        insert_blocks(conn, statement, list(zip(*fields, strict=True)))
-        return
-    block_sql, row_sql = _statements(statement)
-    flat: list[object] = [None] * (n * width)
-    for column, values in enumerate(fields):
-        flat[column::width] = values
-    whole = n - n % _BLOCK_ROWS
-    step = _BLOCK_ROWS * width
-    conn.executemany(block_sql, [flat[i:i + step] for i in range(0, whole * width, step)])
-    if whole < n:
-        conn.executemany(row_sql, list(zip(*(f[whole:] for f in fields), strict=True)))

@@ -39,14 +39,13 @@ from db.rows import (
     indicator_objects,
     indicator_values,
 )
-from db.sqlite_connection import SqliteConnection, bounds, insert_blocks
+from db.sqlite_connection import bounds, insert_blocks
+from db.sqlite_series_ids import SERIES_ID, SqliteSeriesIds
 
 # RFC 7396 merge: names in the write replace or add, a null removes, the others stay.
 _UPSERT_INDICATOR_VALUES = ("INSERT INTO indicator_values (series, ts, values_json)", 3, """
 ON CONFLICT (series, ts) DO UPDATE SET values_json = json_patch(values_json, excluded.values_json)
 """)
-
-_SERIES_ID = "SELECT id FROM series_ids WHERE exchange = ? AND symbol = ? AND timeframe = ?"
 
 # The blocks of a series that start at or before a time, latest first: the first one ending
 # before the range asked for is the last that can reach into it (blocks do not overlap).
@@ -73,7 +72,7 @@ _RANGES_PER_QUERY = 1000
 _MIGRATE_CHUNK = 100_000
 
 
-class SqliteIndicators(SqliteConnection):
+class SqliteIndicators(SqliteSeriesIds):
     """`IndicatorStore` over the `indicator_values`, `series_ids` and `indicator_names` tables."""
 
     def __init__(
@@ -86,8 +85,6 @@ class SqliteIndicators(SqliteConnection):
         super().__init__(
             path, busy_timeout_s=busy_timeout_s, checkpoint_interval_s=checkpoint_interval_s
         )
-        # Committed facts only (ids are never reassigned), so they hold across processes.
-        self._series_ids: dict[tuple[str, str, str], int] = {}
         self._stored_names: set[tuple[str, str, str, tuple[str, ...]]] = set()
 
     def upsert_indicators(self, points: Sequence[IndicatorPoint]) -> None:
@@ -99,7 +96,7 @@ class SqliteIndicators(SqliteConnection):
         objects = indicator_objects(rows)
         with self._transaction(f"writing the indicator values of {len(rows)} candles") as conn:
             ids, names = self._write_indicator_objects(conn, objects)
-        self._series_ids.update(ids)
+        self._remember_series_ids(ids)
         self._stored_names.update(names)
 
     def upsert_indicator_table(self, table: IndicatorTable) -> None:
@@ -118,7 +115,7 @@ class SqliteIndicators(SqliteConnection):
                     "INSERT OR IGNORE INTO indicator_names VALUES (?, ?, ?, ?)",
                     [(*key, name) for name in names[3]],
                 )
-        self._series_ids.update(ids)
+        self._remember_series_ids(ids)
         self._stored_names.add(names)
 
     def _write_indicator_objects(
@@ -142,24 +139,6 @@ class SqliteIndicators(SqliteConnection):
                 sorted({(e, s, tf, name) for e, s, tf, some in names for name in some}),
             )
         return ids, names
-
-    def _resolve_series_ids(
-        self, conn: sqlite3.Connection, keys: Iterable[tuple[str, str, str]]
-    ) -> dict[tuple[str, str, str], int]:
-        """The id of each (exchange, symbol, timeframe), adding the new ones in the open
-        transaction."""
-        ids = {}
-        for key in keys:
-            id = self._series_ids.get(key)
-            if id is None:
-                conn.execute(
-                    "INSERT INTO series_ids (exchange, symbol, timeframe) VALUES (?, ?, ?)"
-                    " ON CONFLICT DO NOTHING",
-                    key,
-                )
-                id = conn.execute(_SERIES_ID, key).fetchone()[0]
-            ids[key] = id
-        return ids
 
     def _migrate_indicators(self, conn: sqlite3.Connection) -> None:
         """Move the rows of the earlier `indicators` table (one per value) into
@@ -198,7 +177,7 @@ class SqliteIndicators(SqliteConnection):
             )]
             frame = indicator_object_frame(_newest_rows(conn, key, lo, hi, some_of, limit),
                                            shown)
-            found = conn.execute(_SERIES_ID, key).fetchone()
+            found = conn.execute(SERIES_ID, key).fetchone()
             values = Values.empty()
             if found is not None and limit and lo < hi:
                 with closing(_blocks_back(conn, found[0], lo, hi - 1, some_of)) as blocks:
@@ -219,7 +198,7 @@ def _newest_rows(
 ) -> list[tuple[int, str]]:
     """The series' newest `limit` rows of `indicator_values` in [lo, hi) (with a value of one
     of `some_of` if given), oldest first."""
-    sql = f"SELECT ts, values_json FROM indicator_values WHERE series = ({_SERIES_ID})"
+    sql = f"SELECT ts, values_json FROM indicator_values WHERE series = ({SERIES_ID})"
     sql += " AND ts >= ? AND ts < ?"
     params: tuple[object, ...] = (*key, lo, hi)
     if some_of is not None:

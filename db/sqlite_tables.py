@@ -46,6 +46,13 @@ CREATE TABLE IF NOT EXISTS candles (
     closed INTEGER NOT NULL,
     PRIMARY KEY (exchange, symbol, timeframe, ts)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS candle_blocks (
+    series INTEGER NOT NULL,
+    first_ts INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL,
+    records BLOB NOT NULL,
+    UNIQUE (series, first_ts)
+);
 CREATE TABLE IF NOT EXISTS series (
     exchange TEXT NOT NULL,
     symbol TEXT NOT NULL,

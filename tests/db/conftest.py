@@ -1,5 +1,9 @@
 """The stores under test: SQLite always; QuestDB when `CANDLEGRAPH_QUESTDB_URL` names a server.
 
+SQLite runs twice: as it is, and as `HistorySqliteStore`, which writes every candle the way
+history is written (`upsert_candle_columns`: blocks of records), so the candle contract holds
+for both layouts of the embedded store.
+
 The QuestDB leg runs with `CANDLEGRAPH_QUESTDB_URL=http://admin:quest@127.0.0.1:9000` (ILP over
 HTTP, with the user and password); reads go over the PostgreSQL wire on the same host, port
 8812, with the same credentials, unless `CANDLEGRAPH_QUESTDB_PG_URL` (e.g.
@@ -11,15 +15,26 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from db.sqlite import SqliteStore
 from db.store import Store
+from market.candle_columns import CandleColumns
+from market.messages import Candle
 
 StoreFactory = Callable[[], Store]
+
+
+class HistorySqliteStore(SqliteStore):
+    """The embedded store, writing every candle as history (blocks of records)."""
+
+    def upsert_candles(self, candles: Sequence[Candle]) -> None:
+        markets = sorted({(c.exchange, c.symbol) for c in candles})
+        names = sorted({c.timeframe for c in candles})
+        self.upsert_candle_columns(CandleColumns.from_candles(candles, markets, names))
 
 
 def _questdb_factory(prefix: str) -> StoreFactory:
@@ -30,12 +45,14 @@ def _questdb_factory(prefix: str) -> StoreFactory:
     return lambda: QuestDBStore(http_url, pg_url, table_prefix=prefix)
 
 
-@pytest.fixture(params=["sqlite", "questdb"])
+@pytest.fixture(params=["sqlite", "sqlite-blocks", "questdb"])
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """Opens a store over the same tables each time it is called (for writer/reader pairs)."""
     opened: list[Store] = []
     if request.param == "sqlite":
         make: StoreFactory = lambda: SqliteStore(tmp_path / "store.sqlite")  # noqa: E731
+    elif request.param == "sqlite-blocks":
+        make = lambda: HistorySqliteStore(tmp_path / "store.sqlite")  # noqa: E731
     else:
         if not os.environ.get("CANDLEGRAPH_QUESTDB_URL"):
             pytest.skip(
