@@ -150,7 +150,12 @@ class StoredBlock(NamedTuple):
 def stored_blocks(values: Values) -> list[StoredBlock]:
     """The values as blocks of at most `BLOCK_ROWS` rows, oldest first."""
     finite = np.isfinite(values.values)
-    matrix = np.where(finite, values.values, _NO_VALUE).astype(_STORED).T.copy()
+    # One pass each: transposed into a name-major copy, no value made the one NaN, swapped to
+    # big-endian in place (a third of `np.where(...).astype(...).T.copy()`'s time).
+    matrix = np.empty(values.values.shape[::-1])
+    matrix[...] = values.values.T
+    np.copyto(matrix, _NO_VALUE, where=~finite.T)
+    matrix = matrix.byteswap(inplace=True).view(_STORED)
     blocks = []
     for first in range(0, len(values.ts), BLOCK_ROWS):
         end = first + BLOCK_ROWS

@@ -168,7 +168,13 @@ class SqliteCandles(SqliteSeriesIds):
     ) -> list[Candle]:
         key = (exchange, symbol, timeframe)
         lo, hi = bounds(start_ns, end_ns)
-        return record_candles(key, self._records(key, lo, hi, max(limit, 0), from_start))
+        rows, records = self._read_series(key, lo, hi, max(limit, 0), from_start, ROW_COLUMNS)
+        if records is not None:
+            return record_candles(key, records)
+        return [
+            Candle(exchange, symbol, timeframe, ts, o, hi, lo, c, v, n, vw, bool(closed))
+            for ts, o, hi, lo, c, v, n, vw, closed in rows
+        ]
 
     def candles_frame(
         self,
@@ -185,43 +191,70 @@ class SqliteCandles(SqliteSeriesIds):
         schema = frame_columns(columns)
         lo, hi = bounds(start_ns, end_ns)
         count = None if limit is None else max(limit, 0)
-        records = self._records((exchange, symbol, timeframe), lo, hi, count, from_start)
+        rows, records = self._read_series(
+            (exchange, symbol, timeframe), lo, hi, count, from_start, ", ".join(schema)
+        )
+        if records is None:
+            # Columns straight from the rows: one list per column, no object per candle.
+            values = zip(*rows, strict=True) if rows else [()] * len(schema)
+            return pl.DataFrame(
+                [pl.Series(name, column, dtype=dtype)
+                 for (name, dtype), column in zip(schema.items(), values, strict=True)]
+            )
         series = []
         for name, dtype in schema.items():
-            values = np.ascontiguousarray(records[name])
-            column = pl.Series(name, values, dtype=dtype, nan_to_null=name == "vwap")
-            if name == "trades":
-                column = column.set(column < 0, None)
-            series.append(column)
+            column = pl.Series(name, np.ascontiguousarray(records[name]), dtype=dtype,
+                               nan_to_null=name == "vwap")
+            series.append(column.set(column < 0, None) if name == "trades" else column)
         return pl.DataFrame(series)
 
-    def _records(
-        self, key: Key, lo: int, hi: int, limit: int | None, from_start: bool
-    ) -> np.ndarray:
-        """The series' candles in [lo, hi) as records, oldest first: all, or the newest
-        `limit` (with `from_start` the oldest), from its rows and blocks in one snapshot."""
+    def _read_series(
+        self, key: Key, lo: int, hi: int, limit: int | None, from_start: bool, columns: str
+    ) -> tuple[list[tuple], np.ndarray | None]:
+        """The series' candles in [lo, hi), oldest first: all, or the newest `limit` (with
+        `from_start` the oldest), read in one snapshot. A series with none of them in blocks
+        (the live flow's) gives its rows of `columns` and None, without an array; else no rows
+        and the candles as records, rows and blocks merged."""
         if limit == 0 or lo >= hi:
-            return row_records([])
-        order = "ASC" if from_start or limit is None else "DESC"
+            return [], None
         with self._snapshot() as conn:
+            parts = self._block_parts(conn, key, lo, hi, limit, from_start or limit is None)
+            order = "ASC" if from_start or limit is None else "DESC"
             rows = conn.execute(
-                f"SELECT {ROW_COLUMNS} FROM candles WHERE {_KEY} AND ts >= ? AND ts < ?"
-                f" ORDER BY ts {order} LIMIT ?",
+                f"SELECT {ROW_COLUMNS if parts else columns} FROM candles"
+                f" WHERE {_KEY} AND ts >= ? AND ts < ? ORDER BY ts {order} LIMIT ?",
                 (*key, lo, hi, -1 if limit is None else limit),
             ).fetchall()
-            parts = [row_records(rows)]
+        if not parts:
+            if order == "DESC":
+                rows.reverse()
+            return rows, None
+        records = merge([row_records(rows), *parts])
+        if limit is not None:
+            records = records[:limit] if from_start else records[max(len(records) - limit, 0):]
+        return [], records
+
+    def _block_parts(
+        self, conn: sqlite3.Connection, key: Key, lo: int, hi: int, limit: int | None,
+        forward: bool,
+    ) -> list[np.ndarray]:
+        """The series' candles in [lo, hi) held in blocks, a part per block, oldest first if
+        `forward`, else latest first: as many blocks as give `limit` candles, or all."""
+        id = self._series_ids.get(key)
+        if id is None:
             found = conn.execute(SERIES_ID, key).fetchone()
-            if found is not None:
-                count = 0
-                for records in _blocks(conn, found[0], lo, hi, from_start or limit is None):
-                    parts.append(records := in_range(records, lo, hi))
-                    count += len(records)
-                    if limit is not None and count >= limit:
-                        break
-        records = merge(parts)
-        if limit is None:
-            return records
-        return records[:limit] if from_start else records[max(len(records) - limit, 0):]
+            if found is None:
+                return []
+            id = self._series_ids[key] = found[0]  # a committed id, never reassigned
+        parts: list[np.ndarray] = []
+        count = 0
+        for records in _blocks(conn, id, lo, hi, forward):
+            if len(part := in_range(records, lo, hi)):
+                parts.append(part)
+                count += len(part)
+                if limit is not None and count >= limit:
+                    break
+        return parts
 
     def resample(
         self,
@@ -246,25 +279,39 @@ class SqliteCandles(SqliteSeriesIds):
         lo, hi = source_range(start_ns, end_ns, step)
         window = resample_window(lo, hi, first_ns, last_ns, step, limit, from_start)
         key = (exchange, symbol, source_timeframe)
-        buckets = resampled(self._records(key, *window, None, True), step, limit, from_start)
+        buckets = self._resampled(key, step, window, limit, from_start)
         if len(buckets) < limit and window != (lo, hi):
-            buckets = resampled(self._records(key, lo, hi, None, True), step, limit, from_start)
+            buckets = self._resampled(key, step, (lo, hi), limit, from_start)
         source_end = last_ns + source_step
         return [
             Candle(exchange, symbol, timeframe, bucket, open_, high, low, close, volume, trades,
                    bucket_vwap(notional, volume, close),
-                   bucket_closed(bucket, step, all_closed, source_end))
+                   bucket_closed(bucket, step, bool(all_closed), source_end))
             for bucket, open_, high, low, close, volume, trades, notional, all_closed in buckets
         ]
+
+    def _resampled(
+        self, key: Key, step: int, window: tuple[int, int], limit: int, from_start: bool
+    ) -> list[tuple]:
+        """The buckets of `db.candle_blocks.resampled` over the source candles in `window`:
+        by SQL where none of them is in a block, else from the merged records."""
+        lo, hi = window
+        with self._snapshot() as conn:
+            parts = self._block_parts(conn, key, lo, hi, None, True)
+            if not parts:
+                return _resampled_rows(conn, key, step, window, limit, from_start)
+            rows = conn.execute(
+                f"SELECT {ROW_COLUMNS} FROM candles WHERE {_KEY} AND ts >= ? AND ts < ?",
+                (*key, lo, hi),
+            ).fetchall()
+        return resampled(merge([row_records(rows), *parts]), step, limit, from_start)
 
     def latest_candles(self, timeframe: str, exchange: str | None = None) -> list[Candle]:
         # CROSS JOIN keeps `series` as the outer loop: one primary-key lookup per market. A
         # series whose latest candle is in a block has no row there (LEFT JOIN: NULLs).
         sql = (
-            f"SELECT s.exchange, s.symbol, s.timeframe, s.last_ns, i.id,"
+            f"SELECT s.exchange, s.symbol, s.timeframe, s.last_ns,"
             f" {', '.join('c.' + c for c in ROW_COLUMNS.split(', '))} FROM series AS s"
-            " LEFT JOIN series_ids AS i ON i.exchange = s.exchange AND i.symbol = s.symbol"
-            " AND i.timeframe = s.timeframe"
             " LEFT JOIN candles AS c ON c.exchange = s.exchange AND c.symbol = s.symbol"
             " AND c.timeframe = s.timeframe AND c.ts = s.last_ns"
             " WHERE s.timeframe = :timeframe AND (:exchange IS NULL OR s.exchange = :exchange)"
@@ -272,16 +319,14 @@ class SqliteCandles(SqliteSeriesIds):
         )
         latest = []
         with self._snapshot() as conn:
-            for ex, sym, tf, last_ns, id, *row in conn.execute(
-                sql, {"timeframe": timeframe, "exchange": exchange}
-            ).fetchall():
-                if row[0] is not None:
-                    records = row_records([row])
-                elif id is not None:
-                    records = _block_at(conn, id, last_ns)
-                else:
+            found = conn.execute(sql, {"timeframe": timeframe, "exchange": exchange}).fetchall()
+            for ex, sym, tf, last_ns, ts, o, hi, lo, c, v, n, vw, closed in found:
+                if ts is not None:
+                    latest.append(Candle(ex, sym, tf, ts, o, hi, lo, c, v, n, vw, bool(closed)))
                     continue
-                latest.extend(record_candles((ex, sym, tf), records))
+                key = (ex, sym, tf)
+                parts = self._block_parts(conn, key, last_ns, last_ns + 1, 1, False)
+                latest.extend(record_candles(key, parts[0]) if parts else [])
         return latest
 
     def symbols(self) -> list[tuple[str, str]]:
@@ -315,6 +360,44 @@ class SqliteCandles(SqliteSeriesIds):
             ("INSERT OR REPLACE INTO known_gaps VALUES (?, ?, ?, ?, ?)",
              [(exchange, symbol, timeframe, start, end) for start, end in gaps]),
         )
+
+
+def _resampled_rows(
+    conn: sqlite3.Connection, key: Key, step: int, window: tuple[int, int], limit: int,
+    from_start: bool,
+) -> list[tuple]:
+    """`db.candle_blocks.resampled` by SQL, over rows alone."""
+    # Extremes and sums per bucket in one pass; open and close are then looked up by the
+    # primary key at each bucket's first and last source candle. A bucket's trade count
+    # and VWAP are known only when every source candle's is.
+    order = "ASC" if from_start else "DESC"
+    sql = f"""
+        WITH b AS (
+            SELECT ts - ts % :step AS bucket, min(ts) AS first_ts, max(ts) AS last_ts,
+                   max(high) AS high, min(low) AS low, sum(volume) AS volume,
+                   CASE WHEN count(trades) = count(*) THEN sum(trades) END AS trades,
+                   CASE WHEN count(vwap) = count(*) THEN sum(vwap * volume) END AS notional,
+                   min(closed) AS all_closed
+            FROM candles
+            WHERE exchange = :exchange AND symbol = :symbol AND timeframe = :timeframe
+              AND ts >= :lo AND ts < :hi
+            GROUP BY bucket ORDER BY bucket {order} LIMIT :limit
+        )
+        SELECT b.bucket, o.open, b.high, b.low, c.close, b.volume, b.trades, b.notional,
+               b.all_closed
+        FROM b
+        JOIN candles AS o ON o.exchange = :exchange AND o.symbol = :symbol
+                         AND o.timeframe = :timeframe AND o.ts = b.first_ts
+        JOIN candles AS c ON c.exchange = :exchange AND c.symbol = :symbol
+                         AND c.timeframe = :timeframe AND c.ts = b.last_ts
+        ORDER BY b.bucket
+    """
+    exchange, symbol, timeframe = key
+    lo, hi = window
+    return conn.execute(sql, dict(
+        step=step, exchange=exchange, symbol=symbol, timeframe=timeframe, lo=lo, hi=hi,
+        limit=limit,
+    )).fetchall()
 
 
 def _reaching_blocks(
@@ -356,16 +439,6 @@ def _write_blocks(conn: sqlite3.Connection, key: Key, series: int, patch: np.nda
         "INSERT INTO candle_blocks (series, first_ts, last_ts, records) VALUES (?, ?, ?, ?)",
         [(series, *block) for block in stored_blocks(merge([*stored, patch]))],
     )
-
-
-def _block_at(conn: sqlite3.Connection, series: int, ts: int) -> np.ndarray:
-    """The record of the series' candle at `ts` held in a block (none, or one)."""
-    found = conn.execute(
-        "SELECT records FROM candle_blocks WHERE series = ? AND first_ts <= ?"
-        " ORDER BY first_ts DESC LIMIT 1",
-        (series, ts),
-    ).fetchone()
-    return row_records([]) if found is None else in_range(block_records(found[0]), ts, ts + 1)
 
 
 def _blocks(
