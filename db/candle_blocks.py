@@ -26,13 +26,15 @@ from market.messages import Candle
 #: decodes one or two blocks.
 BLOCK_CANDLES = 1000
 
+#: The fields of a record, in order: those of `CandleColumns` but its market and timeframe.
+FIELDS = ("ts", "open", "high", "low", "close", "volume", "trades", "vwap", "closed")
 RECORD = np.dtype([
-    ("ts", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"),
-    ("volume", "<f8"), ("trades", "<i8"), ("vwap", "<f8"), ("closed", "u1"),
+    (name, kind) for name, kind in zip(FIELDS, ["<i8", *["<f8"] * 5, "<i8", "<f8", "u1"],
+                                       strict=True)
 ])
 
 #: The columns of a `candles` row that make a record, in `RECORD` order.
-ROW_COLUMNS = "ts, open, high, low, close, volume, trades, vwap, closed"
+ROW_COLUMNS = ", ".join(FIELDS)
 
 
 class StoredBlock(NamedTuple):
@@ -46,7 +48,7 @@ class StoredBlock(NamedTuple):
 def column_records(columns: CandleColumns, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
     """The candles `rows` of `columns` as records, in their order."""
     out = np.empty(len(columns.ts[rows]), RECORD)
-    for name in RECORD.names:
+    for name in FIELDS:
         out[name] = getattr(columns, name)[rows]
     return out
 

@@ -1,14 +1,15 @@
 """The embedded store: SQLite in WAL mode, one file under the data directory.
 
 WAL lets the flow process write while server processes read. `SqliteStore` is assembled from
-one part per interface of `db.store.Store`: `db.sqlite_candles` (candles and the `series`
-extents), `db.sqlite_indicators` (indicator values: a JSON object per candle written live,
-blocks of history) and `db.sqlite_backtests` (records, trades, equity curves), all on the
-connections and write transactions of `db.sqlite_connection`. Opening a file creates its tables
-(`db.sqlite_tables`) and brings a file of an earlier layout up to date, in one transaction:
-`series` back-filled, `candles.trades` and `vwap` made nullable, the one-row-per-value
-`indicators` table migrated, the `indicators` view redefined, the later columns of `backtests`
-added.
+one part per interface of `db.store.Store`: `db.sqlite_candles` (candles: rows written live,
+blocks of history; and the `series` extents), `db.sqlite_indicators` (indicator values: a
+JSON object per candle written live, blocks of history) and `db.sqlite_backtests` (records,
+trades, equity curves), all on the connections and write transactions of
+`db.sqlite_connection`. Opening a file creates its tables (`db.sqlite_tables`) and brings a
+file of an earlier layout up to date, in one transaction: the earlier `candles` table renamed
+`candle_rows`, `series` back-filled, its `trades` and `vwap` made nullable, the
+one-row-per-value `indicators` table migrated, the `candles` and `indicators` views
+redefined, the later columns of `backtests` added.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from db.sqlite_backtests import SqliteBacktests
 from db.sqlite_candles import SqliteCandles
 from db.sqlite_indicators import SqliteIndicators
-from db.sqlite_tables import INDICATORS_VIEW, SCHEMA
+from db.sqlite_tables import CANDLES_VIEW, INDICATORS_VIEW, SCHEMA
 from db.store import StoreError
 
 
@@ -47,18 +48,23 @@ class SqliteStore(SqliteCandles, SqliteIndicators, SqliteBacktests):
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             with self._write_lock:
-                conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA}")
+                conn.execute("BEGIN IMMEDIATE")
+                if _kind(conn, "candles") == "table":
+                    conn.execute("ALTER TABLE candles RENAME TO candle_rows")
+                for statement in SCHEMA.split(";"):  # executescript would commit first
+                    conn.execute(statement)
                 self._migrate_candles(conn)
-                layout = conn.execute("SELECT type FROM sqlite_master WHERE name = 'indicators'")
-                if layout.fetchone() == ("table",):
+                if _kind(conn, "indicators") == "table":
                     self._migrate_indicators(conn)
                 self._migrate_backtests(conn)
-                view = conn.execute(
-                    "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = 'indicators'"
-                ).fetchone()
-                if view is None or view[0] != INDICATORS_VIEW.strip():
-                    conn.execute("DROP VIEW IF EXISTS indicators")
-                    conn.execute(INDICATORS_VIEW)
+                for name, definition in (("candles", CANDLES_VIEW),
+                                         ("indicators", INDICATORS_VIEW)):
+                    view = conn.execute(
+                        "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?", (name,)
+                    ).fetchone()
+                    if view is None or view[0] != definition.strip():
+                        conn.execute(f"DROP VIEW IF EXISTS {name}")
+                        conn.execute(definition)
                 conn.execute("COMMIT")
         except sqlite3.Error as error:
             if conn.in_transaction:
@@ -70,3 +76,9 @@ class SqliteStore(SqliteCandles, SqliteIndicators, SqliteBacktests):
 
     def close(self) -> None:
         self._close_connection()
+
+
+def _kind(conn: sqlite3.Connection, name: str) -> str | None:
+    """Whether `name` is a table or a view of the open file (None: neither)."""
+    found = conn.execute("SELECT type FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+    return None if found is None else str(found[0])

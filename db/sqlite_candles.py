@@ -1,6 +1,6 @@
 """The embedded store's candles (`db.candle_store.CandleStore`), a part of `SqliteStore`.
 
-Candles written a batch at a time (the live flow's) are rows of `candles`; history
+Candles written a batch at a time (the live flow's) are rows of `candle_rows`; history
 (`upsert_candle_columns`: an import, a backfill) is blocks of records in `candle_blocks`
 (`db.candle_blocks`). A write whose times reach into a block of its series is merged into the
 blocks: the blocks and rows in its span are read, merged, deleted and written again as
@@ -52,7 +52,7 @@ _KEY = "exchange = ? AND symbol = ? AND timeframe = ?"
 
 # Rows go in as multi-row VALUES lists (`_RowBlocks`): `INSERT ... VALUES (...), (...) ON
 # CONFLICT` applies the rows in order, as executemany does, with one statement per block.
-_UPSERT_CANDLE = (f"INSERT INTO candles ({_COLUMNS})", 12, """
+_UPSERT_CANDLE = (f"INSERT INTO candle_rows ({_COLUMNS})", 12, """
 ON CONFLICT (exchange, symbol, timeframe, ts) DO UPDATE SET
     open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
     volume = excluded.volume, trades = excluded.trades, vwap = excluded.vwap,
@@ -83,7 +83,7 @@ _RANGES_PER_QUERY = 1000
 
 
 class SqliteCandles(SqliteSeriesIds):
-    """`CandleStore` over the `candles`, `candle_blocks` and `series` tables."""
+    """`CandleStore` over the `candle_rows`, `candle_blocks` and `series` tables."""
 
     def _migrate_candles(self, conn: sqlite3.Connection) -> None:
         """Bring a file from before `series`, or with NOT NULL `trades` and `vwap` (from
@@ -91,7 +91,7 @@ class SqliteCandles(SqliteSeriesIds):
         if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM series)").fetchone()[0]:
             conn.execute(BACKFILL_SERIES)
         required = conn.execute(
-            "SELECT count(*) FROM pragma_table_info('candles')"
+            "SELECT count(*) FROM pragma_table_info('candle_rows')"
             " WHERE name IN ('trades', 'vwap') AND \"notnull\""
         )
         if required.fetchone()[0]:
@@ -221,7 +221,7 @@ class SqliteCandles(SqliteSeriesIds):
             parts = self._block_parts(conn, key, lo, hi, limit, from_start or limit is None)
             order = "ASC" if from_start or limit is None else "DESC"
             rows = conn.execute(
-                f"SELECT {ROW_COLUMNS if parts else columns} FROM candles"
+                f"SELECT {ROW_COLUMNS if parts else columns} FROM candle_rows"
                 f" WHERE {_KEY} AND ts >= ? AND ts < ? ORDER BY ts {order} LIMIT ?",
                 (*key, lo, hi, -1 if limit is None else limit),
             ).fetchall()
@@ -301,7 +301,7 @@ class SqliteCandles(SqliteSeriesIds):
             if not parts:
                 return _resampled_rows(conn, key, step, window, limit, from_start)
             rows = conn.execute(
-                f"SELECT {ROW_COLUMNS} FROM candles WHERE {_KEY} AND ts >= ? AND ts < ?",
+                f"SELECT {ROW_COLUMNS} FROM candle_rows WHERE {_KEY} AND ts >= ? AND ts < ?",
                 (*key, lo, hi),
             ).fetchall()
         return resampled(merge([row_records(rows), *parts]), step, limit, from_start)
@@ -312,7 +312,7 @@ class SqliteCandles(SqliteSeriesIds):
         sql = (
             f"SELECT s.exchange, s.symbol, s.timeframe, s.last_ns,"
             f" {', '.join('c.' + c for c in ROW_COLUMNS.split(', '))} FROM series AS s"
-            " LEFT JOIN candles AS c ON c.exchange = s.exchange AND c.symbol = s.symbol"
+            " LEFT JOIN candle_rows AS c ON c.exchange = s.exchange AND c.symbol = s.symbol"
             " AND c.timeframe = s.timeframe AND c.ts = s.last_ns"
             " WHERE s.timeframe = :timeframe AND (:exchange IS NULL OR s.exchange = :exchange)"
             " ORDER BY s.exchange, s.symbol"
@@ -378,7 +378,7 @@ def _resampled_rows(
                    CASE WHEN count(trades) = count(*) THEN sum(trades) END AS trades,
                    CASE WHEN count(vwap) = count(*) THEN sum(vwap * volume) END AS notional,
                    min(closed) AS all_closed
-            FROM candles
+            FROM candle_rows
             WHERE exchange = :exchange AND symbol = :symbol AND timeframe = :timeframe
               AND ts >= :lo AND ts < :hi
             GROUP BY bucket ORDER BY bucket {order} LIMIT :limit
@@ -386,9 +386,9 @@ def _resampled_rows(
         SELECT b.bucket, o.open, b.high, b.low, c.close, b.volume, b.trades, b.notional,
                b.all_closed
         FROM b
-        JOIN candles AS o ON o.exchange = :exchange AND o.symbol = :symbol
+        JOIN candle_rows AS o ON o.exchange = :exchange AND o.symbol = :symbol
                          AND o.timeframe = :timeframe AND o.ts = b.first_ts
-        JOIN candles AS c ON c.exchange = :exchange AND c.symbol = :symbol
+        JOIN candle_rows AS c ON c.exchange = :exchange AND c.symbol = :symbol
                          AND c.timeframe = :timeframe AND c.ts = b.last_ts
         ORDER BY b.bucket
     """
@@ -426,11 +426,11 @@ def _write_blocks(conn: sqlite3.Connection, key: Key, series: int, patch: np.nda
         lo, hi = min(lo, int(records["ts"][0])), max(hi, int(records["ts"][-1]))
     span = (*key, lo, hi)
     rows = conn.execute(
-        f"SELECT {ROW_COLUMNS} FROM candles WHERE {_KEY} AND ts >= ? AND ts <= ?", span
+        f"SELECT {ROW_COLUMNS} FROM candle_rows WHERE {_KEY} AND ts >= ? AND ts <= ?", span
     ).fetchall()
     if rows:
         stored.append(row_records(rows))
-        conn.execute(f"DELETE FROM candles WHERE {_KEY} AND ts >= ? AND ts <= ?", span)
+        conn.execute(f"DELETE FROM candle_rows WHERE {_KEY} AND ts >= ? AND ts <= ?", span)
     conn.executemany(
         "DELETE FROM candle_blocks WHERE series = ? AND first_ts = ?",
         [(series, first) for first in starts],

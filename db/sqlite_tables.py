@@ -20,18 +20,29 @@ spans `first_ts` to `last_ts`; the blocks of a series do not overlap, and no
 `indicator_values` row of the series lies in their span (a write there is merged into the
 block), so each value is in one place.
 
+Candles follow the same split: the live flow's are rows of `candle_rows`; history's are
+blocks of up to 1,000 candles of a series in `candle_blocks` (`db.candle_blocks`), each the
+candles as packed little-endian records, keyed by `series_ids` like the indicator blocks. A
+block spans `first_ts` to `last_ts`; the blocks of a series do not overlap and no
+`candle_rows` row of the series lies in their span. That writes history about five times as
+fast as a row per candle. `candles` is a view of both, one row per candle, for SQL by hand
+(`CANDLES_VIEW`); a file whose `candles` is the earlier table has it renamed `candle_rows`
+when opened.
+
 `indicators` is a view with the earlier one-row-per-value shape over both tables, for SQL by
 hand. A file with the earlier `indicators` table is migrated when opened (`db.sqlite`).
 
-`candles.trades` and `candles.vwap` are NULL for candles that do not carry them (an exchange's
-OHLCV history). Files from before that had them NOT NULL; `NULLABLE_CANDLES` rebuilds such a
-`candles` table once, when the file is opened.
+`trades` and `vwap` are NULL for candles that do not carry them (an exchange's OHLCV
+history). Files from before that had them NOT NULL; `NULLABLE_CANDLES` rebuilds such a
+`candle_rows` table once, when the file is opened.
 """
 
 from __future__ import annotations
 
+from db.candle_blocks import BLOCK_CANDLES, RECORD
+
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS candles (
+CREATE TABLE IF NOT EXISTS candle_rows (
     exchange TEXT NOT NULL,
     symbol TEXT NOT NULL,
     timeframe TEXT NOT NULL,
@@ -204,12 +215,12 @@ BACKFILL_SERIES = """
 INSERT INTO series (exchange, symbol, timeframe, first_ns, last_ns, last_close)
 SELECT g.exchange, g.symbol, g.timeframe, g.first_ns, g.last_ns, c.close
 FROM (SELECT exchange, symbol, timeframe, min(ts) AS first_ns, max(ts) AS last_ns
-      FROM candles GROUP BY exchange, symbol, timeframe) AS g
-JOIN candles AS c ON c.exchange = g.exchange AND c.symbol = g.symbol
+      FROM candle_rows GROUP BY exchange, symbol, timeframe) AS g
+JOIN candle_rows AS c ON c.exchange = g.exchange AND c.symbol = g.symbol
                  AND c.timeframe = g.timeframe AND c.ts = g.last_ns
 """
 
-#: Rebuild a `candles` table whose `trades` and `vwap` are NOT NULL (files from before
+#: Rebuild a `candle_rows` table whose `trades` and `vwap` are NOT NULL (files from before
 #: exchange candles) with the columns of `SCHEMA`, keeping every row: SQLite cannot drop a NOT
 #: NULL constraint in place. Statements to run one by one inside the opening transaction.
 NULLABLE_CANDLES: tuple[str, ...] = (
@@ -231,7 +242,64 @@ NULLABLE_CANDLES: tuple[str, ...] = (
     """INSERT INTO candles_nullable
         SELECT exchange, symbol, timeframe, ts, open, high, low, close, volume, trades, vwap,
                closed
-        FROM candles""",
-    "DROP TABLE candles",
-    "ALTER TABLE candles_nullable RENAME TO candles",
+        FROM candle_rows""",
+    "DROP TABLE candle_rows",
+    "ALTER TABLE candles_nullable RENAME TO candle_rows",
 )
+
+
+def _byte(offset: int) -> str:
+    """The SQL of the record's byte at `offset`, as a number (see `INDICATORS_VIEW`)."""
+    return f"instr(x.bytes, substr(r.record, {offset + 1}, 1)) - 1"
+
+
+def _integer(offset: int) -> str:
+    """The SQL of the little-endian 64-bit integer at `offset` of a record."""
+    return " | ".join(f"({_byte(offset + k)} << {8 * k})" for k in range(8))
+
+
+def _double(offset: int) -> str:
+    """The SQL of the little-endian double at `offset` of a record (NULL for NaN), taken apart
+    as `INDICATORS_VIEW` takes a big-endian one."""
+    top, next_ = _byte(offset + 7), _byte(offset + 6)
+    fraction = " | ".join(
+        [f"(({next_}) & 15) << 48", *(f"({_byte(offset + k)} << {8 * k})" for k in range(6))]
+    )
+    exponent = f"(({top}) & 127) * 16 + (({next_}) >> 4)"
+    return f"""(CASE WHEN ({top}) >= 128 THEN -1.0 ELSE 1.0 END * CASE {exponent}
+        WHEN 0 THEN ({fraction}) * pow(2, -1074)
+        WHEN 2047 THEN NULL
+        ELSE (({fraction}) + 4503599627370496) * pow(2, {exponent} - 1075) END)"""
+
+
+_OFFSETS = {name: RECORD.fields[name][1] for name in RECORD.names}
+
+#: One row per candle, like the `candles` table of files before `candle_rows`: the rows,
+#: then the records of every block, taken apart byte by byte (`db.candle_blocks.RECORD`:
+#: little-endian integers and doubles; a trade count of -1 and a NaN VWAP are NULL). Every
+#: block is decoded whatever the query asks for: fine for a look, slow over years of history,
+#: which the API reads from the blocks directly.
+CANDLES_VIEW = f"""
+CREATE VIEW candles (exchange, symbol, timeframe, ts, open, high, low, close, volume, trades,
+                     vwap, closed) AS
+WITH RECURSIVE
+k (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < {BLOCK_CANDLES - 1}),
+r AS (
+    SELECT b.series, substr(b.records, k.i * {RECORD.itemsize} + 1, {RECORD.itemsize}) AS record
+    FROM candle_blocks AS b JOIN k ON k.i < length(b.records) / {RECORD.itemsize}
+),
+v AS (
+    SELECT r.series, {_integer(_OFFSETS["ts"])} AS ts,
+        {_double(_OFFSETS["open"])} AS open, {_double(_OFFSETS["high"])} AS high,
+        {_double(_OFFSETS["low"])} AS low, {_double(_OFFSETS["close"])} AS close,
+        {_double(_OFFSETS["volume"])} AS volume, {_integer(_OFFSETS["trades"])} AS trades,
+        {_double(_OFFSETS["vwap"])} AS vwap, {_byte(_OFFSETS["closed"])} AS closed
+    FROM r, (SELECT X'{bytes(range(256)).hex()}' AS bytes) AS x
+)
+SELECT exchange, symbol, timeframe, ts, open, high, low, close, volume, trades, vwap, closed
+FROM candle_rows
+UNION ALL
+SELECT s.exchange, s.symbol, s.timeframe, v.ts, v.open, v.high, v.low, v.close, v.volume,
+    CASE WHEN v.trades >= 0 THEN v.trades END, v.vwap, v.closed
+FROM v JOIN series_ids AS s ON s.id = v.series
+"""

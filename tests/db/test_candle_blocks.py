@@ -42,7 +42,7 @@ def layout(path: Path) -> tuple[list[tuple[int, int]], list[int]]:
     """The series' block spans, and its row times, straight from the file."""
     with sqlite3.connect(path) as db:
         spans = db.execute("SELECT first_ts, last_ts FROM candle_blocks ORDER BY first_ts")
-        rows = db.execute("SELECT ts FROM candles ORDER BY ts")
+        rows = db.execute("SELECT ts FROM candle_rows ORDER BY ts")
         return [(a, b) for a, b in spans], [ts for (ts,) in rows]
 
 
@@ -149,6 +149,28 @@ def test_any_mix_of_writes_reads_as_the_same_writes_row_by_row(tmp_path: Path, s
     rows_only.close()
 
 
+def test_sql_reads_every_candle_of_rows_and_blocks_through_the_candles_view(
+    tmp_path: Path,
+) -> None:
+    odd = [
+        Candle(*KEY, T0 + 5000 * M, 1e-300, 5e-324, -0.0, 2.5, 0.1 + 0.2, 0, 1e300, False),
+        Candle(*KEY, T0 + 5001 * M, 62_000.01, 62_100.5, 61_900.25, 62_050.75, 1.5e-8,
+               2**40 + 3, None, True),
+    ]
+    history = [minute(i, counted=i % 3 != 0) for i in range(1500)] + odd
+    store = SqliteStore(tmp_path / "s.sqlite")
+    store.upsert_candle_columns(as_columns(history))
+    store.upsert_candles(live := [minute(i) for i in range(6000, 6010)])
+    store.close()
+    with sqlite3.connect(tmp_path / "s.sqlite") as db:
+        got = db.execute(
+            "SELECT exchange, symbol, timeframe, ts, open, high, low, close, volume, trades,"
+            " vwap, closed FROM candles ORDER BY ts"
+        ).fetchall()
+    assert [Candle(*row[:11], bool(row[11])) for row in got] == [*history, *live]
+    assert [repr(row[6]) for row in got[1500:1502]] == ["-0.0", "61900.25"]
+
+
 def test_merge_keeps_the_latest_written_candle_of_each_time() -> None:
     old = column_records(as_columns([minute(i) for i in (1, 2, 3)]))
     new = column_records(as_columns([minute(3, 1), minute(0, 1), minute(3, 2)]))
@@ -172,7 +194,7 @@ def test_a_bucket_has_a_count_and_vwap_only_when_every_candle_has() -> None:
     assert [b[0] for b in buckets] == [T0, T0 + 5 * M]
     assert buckets[0][6] == sum(c.trades or 0 for c in candles[:5])
     assert buckets[1][6] is None and buckets[1][7] is None
-    assert buckets[0][7] == pytest.approx(sum(c.vwap * c.volume for c in candles[:5]))
+    assert buckets[0][7] == pytest.approx(sum((c.vwap or 0.0) * c.volume for c in candles[:5]))
     assert buckets[0][1:6] == (candles[0].open, max(c.high for c in candles[:5]),
                               min(c.low for c in candles[:5]), candles[4].close,
                               pytest.approx(sum(c.volume for c in candles[:5])))

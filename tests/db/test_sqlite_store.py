@@ -132,7 +132,8 @@ def test_a_store_file_with_required_trade_counts_takes_candles_without_them_afte
     SqliteStore(path).close()
     with sqlite3.connect(path) as conn:  # the candles table before exchange candles
         conn.executescript("""
-            DROP TABLE candles;
+            DROP VIEW candles;
+            DROP TABLE candle_rows;
             CREATE TABLE candles (exchange TEXT NOT NULL, symbol TEXT NOT NULL,
                 timeframe TEXT NOT NULL, ts INTEGER NOT NULL, open REAL NOT NULL,
                 high REAL NOT NULL, low REAL NOT NULL, close REAL NOT NULL,

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from db.candle_blocks import RECORD
 from market.timeframes import parse_timeframes
 from server.import_progress import LogProgress, TerminalProgress, progress_for
 from server.importer import ImportRequest, ImportUsageError, expand, run_import
@@ -122,9 +121,7 @@ def _candle_count(data: Path) -> int:
     with contextlib.suppress(sqlite3.Error), contextlib.closing(
         sqlite3.connect(f"file:{data / 'candlegraph.sqlite'}?mode=ro", uri=True)
     ) as db:
-        rows = db.execute("SELECT count(*) FROM candles").fetchone()[0]
-        blocks = db.execute("SELECT coalesce(sum(length(records)), 0) FROM candle_blocks")
-        return int(rows) + int(blocks.fetchone()[0]) // RECORD.itemsize
+        return int(db.execute("SELECT count(*) FROM candles").fetchone()[0])
     return 0
 
 
