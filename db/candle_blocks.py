@@ -14,6 +14,7 @@ Records are the candle columns of `market.candle_columns.CandleColumns` with its
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -28,10 +29,13 @@ BLOCK_CANDLES = 1000
 
 #: The fields of a record, in order: those of `CandleColumns` but its market and timeframe.
 FIELDS = ("ts", "open", "high", "low", "close", "volume", "trades", "vwap", "closed")
-RECORD = np.dtype([
-    (name, kind) for name, kind in zip(FIELDS, ["<i8", *["<f8"] * 5, "<i8", "<f8", "u1"],
-                                       strict=True)
-])
+_KINDS = ("<i8", "<f8", "<f8", "<f8", "<f8", "<f8", "<i8", "<f8", "u1")
+RECORD = np.dtype(list(zip(FIELDS, _KINDS, strict=True)))
+#: Where each field of a record starts, in bytes.
+OFFSETS: dict[str, int] = dict(zip(
+    FIELDS, itertools.accumulate((np.dtype(kind).itemsize for kind in _KINDS[:-1]), initial=0),
+    strict=True,
+))
 
 #: The columns of a `candles` row that make a record, in `RECORD` order.
 ROW_COLUMNS = ", ".join(FIELDS)

@@ -39,7 +39,7 @@ history). Files from before that had them NOT NULL; `NULLABLE_CANDLES` rebuilds 
 
 from __future__ import annotations
 
-from db.candle_blocks import BLOCK_CANDLES, RECORD
+from db.candle_blocks import BLOCK_CANDLES, OFFSETS, RECORD
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS candle_rows (
@@ -272,8 +272,6 @@ def _double(offset: int) -> str:
         ELSE (({fraction}) + 4503599627370496) * pow(2, {exponent} - 1075) END)"""
 
 
-_OFFSETS = {name: RECORD.fields[name][1] for name in RECORD.names}
-
 #: One row per candle, like the `candles` table of files before `candle_rows`: the rows,
 #: then the records of every block, taken apart byte by byte (`db.candle_blocks.RECORD`:
 #: little-endian integers and doubles; a trade count of -1 and a NaN VWAP are NULL). Every
@@ -289,11 +287,11 @@ r AS (
     FROM candle_blocks AS b JOIN k ON k.i < length(b.records) / {RECORD.itemsize}
 ),
 v AS (
-    SELECT r.series, {_integer(_OFFSETS["ts"])} AS ts,
-        {_double(_OFFSETS["open"])} AS open, {_double(_OFFSETS["high"])} AS high,
-        {_double(_OFFSETS["low"])} AS low, {_double(_OFFSETS["close"])} AS close,
-        {_double(_OFFSETS["volume"])} AS volume, {_integer(_OFFSETS["trades"])} AS trades,
-        {_double(_OFFSETS["vwap"])} AS vwap, {_byte(_OFFSETS["closed"])} AS closed
+    SELECT r.series, {_integer(OFFSETS["ts"])} AS ts,
+        {_double(OFFSETS["open"])} AS open, {_double(OFFSETS["high"])} AS high,
+        {_double(OFFSETS["low"])} AS low, {_double(OFFSETS["close"])} AS close,
+        {_double(OFFSETS["volume"])} AS volume, {_integer(OFFSETS["trades"])} AS trades,
+        {_double(OFFSETS["vwap"])} AS vwap, {_byte(OFFSETS["closed"])} AS closed
     FROM r, (SELECT X'{bytes(range(256)).hex()}' AS bytes) AS x
 )
 SELECT exchange, symbol, timeframe, ts, open, high, low, close, volume, trades, vwap, closed

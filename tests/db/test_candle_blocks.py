@@ -167,7 +167,8 @@ def test_sql_reads_every_candle_of_rows_and_blocks_through_the_candles_view(
             "SELECT exchange, symbol, timeframe, ts, open, high, low, close, volume, trades,"
             " vwap, closed FROM candles ORDER BY ts"
         ).fetchall()
-    assert [Candle(*row[:11], bool(row[11])) for row in got] == [*history, *live]
+    assert [Candle(e, s, tf, ts, o, h, lo, c, v, n, vw, bool(closed))
+            for e, s, tf, ts, o, h, lo, c, v, n, vw, closed in got] == [*history, *live]
     assert [repr(row[6]) for row in got[1500:1502]] == ["-0.0", "61900.25"]
 
 
