@@ -13,6 +13,7 @@ latest close), updated in the same transaction as the candles. It answers `symbo
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 from collections.abc import Iterator, Sequence
 
@@ -41,7 +42,7 @@ from db.series import (
     source_range,
     summaries,
 )
-from db.sqlite_connection import bounds, insert_blocks
+from db.sqlite_connection import MAX_TS, bounds, insert_blocks
 from db.sqlite_series_ids import SERIES_ID, Key, SqliteSeriesIds
 from db.sqlite_tables import BACKFILL_SERIES, NULLABLE_CANDLES
 from market.candle_columns import CandleColumns
@@ -120,16 +121,28 @@ class SqliteCandles(SqliteSeriesIds):
         series = [(*key, first, last, close) for key, (first, last, close) in extents.items()]
         with self._transaction(f"writing {len(rows)} candles") as conn:
             ids = self._resolve_series_ids(conn, extents)
-            in_blocks = _reaching_blocks(conn, [
+            reaching = _reaching_blocks(conn, [
                 (ids[key], first, last) for key, (first, last, _) in extents.items()
             ])
-            insert_blocks(conn, _UPSERT_CANDLE, [
-                row for row in rows if ids[row[:3]] not in in_blocks
-            ] if in_blocks else rows)
-            for key in extents:
-                if ids[key] in in_blocks:
-                    mine = [row[3:] for row in rows if row[:3] == key]
-                    _write_blocks(conn, key, ids[key], row_records(mine))
+            # Candles in the span of a block are merged into it; the others, even of the same
+            # series, stay rows, so a block does not grow with every later live write.
+            spans = {
+                key: _block_spans(conn, ids[key], first, last)
+                for key, (first, last, _) in extents.items() if ids[key] in reaching
+            }
+            into_blocks: dict[Key, list[tuple]] = {}
+            if spans:
+                kept = []
+                for row in rows:
+                    key = row[:3]
+                    if key in spans and _inside(spans[key], row[3]):
+                        into_blocks.setdefault(key, []).append(row[3:])
+                    else:
+                        kept.append(row)
+                rows = kept
+            insert_blocks(conn, _UPSERT_CANDLE, rows)
+            for key, inside in into_blocks.items():
+                _write_blocks(conn, key, ids[key], row_records(inside))
             conn.executemany(_UPSERT_SERIES, series)
         self._remember_series_ids(ids)
 
@@ -410,6 +423,33 @@ def _reaching_blocks(
         sql = _IN_BLOCKS.format(", ".join(["(?, ?, ?)"] * len(some)))
         hit.update(row[0] for row in conn.execute(sql, [v for r in some for v in r]))
     return hit
+
+
+def _block_spans(
+    conn: sqlite3.Connection, series: int, lo: int, hi: int
+) -> list[tuple[int, int]]:
+    """The (first, last) spans of the series' blocks that reach into [lo, hi], oldest first."""
+    spans = []
+    cursor = conn.execute(
+        "SELECT first_ts, last_ts FROM candle_blocks WHERE series = ? AND first_ts <= ?"
+        " ORDER BY first_ts DESC",
+        (series, hi),
+    )
+    try:
+        for first, last in cursor:  # read as far as it is needed
+            if last < lo:
+                break
+            spans.append((first, last))
+    finally:
+        cursor.close()
+    spans.reverse()
+    return spans
+
+
+def _inside(spans: list[tuple[int, int]], ts: int) -> bool:
+    """Whether `ts` lies in one of the (first, last) spans, oldest first, that do not overlap."""
+    at = bisect.bisect_right(spans, (ts, MAX_TS)) - 1
+    return at >= 0 and spans[at][0] <= ts <= spans[at][1]
 
 
 def _write_blocks(conn: sqlite3.Connection, key: Key, series: int, patch: np.ndarray) -> None:

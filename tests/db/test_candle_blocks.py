@@ -74,11 +74,13 @@ def test_a_live_write_into_history_is_merged_into_its_block(tmp_path: Path) -> N
     store.upsert_candles([correction, later])
     got = store.candles(*KEY, limit=10**6)
     assert got == [*(correction if i == 1500 else minute(i) for i in range(n)), later]
-    # The write reached into a block, so its series' candles joined the blocks.
+    assert store.candles(*KEY, start_ns=correction.ts, limit=1, from_start=True) == [correction]
+    # The correction went into its block; the later candle of the same write is a row, so
+    # the blocks do not grow with the live writes that follow.
     spans, rows = layout(tmp_path / "s.sqlite")
-    assert len(spans) == 3 and spans[-1][1] == later.ts and rows == []
-    store.upsert_candles([after := minute(n + 5)])
-    assert layout(tmp_path / "s.sqlite")[1] == [after.ts]
+    assert spans[-1][1] == minute(n - 1).ts and rows == [later.ts]
+    store.upsert_candles([minute(n - 1, 2), after := minute(n + 5)])
+    assert layout(tmp_path / "s.sqlite") == (spans, [later.ts, after.ts])
     assert store.latest_candles("1m") == [after]
     store.close()
 
