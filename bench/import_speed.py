@@ -19,10 +19,11 @@ indicators, end to end from the file (interpreter start-up excluded):
 - `import_store_mb`: the size of the embedded store it leaves (file and write-ahead log);
 - `*_read_s` / `*_build_s`: the seconds of the two phases (reading the files; building and
   writing candles, indicators and the trade archive);
-- `history_read_*`: reads of the five years' stored indicators once imported (medians):
-  the newest 1,000 candles' values (`SqliteStore.indicators`), those of `rsi_14` alone, a
-  year of all of them, and `rsi_14` summed over the five years by SQL through the
-  `indicators` view.
+- `history_read_*`: reads of the five years once imported (medians): the newest 1,000
+  candles (`SqliteStore.candles`) and a year of them as columns (`candles_frame`); the newest
+  1,000 candles' indicator values (`SqliteStore.indicators`), those of `rsi_14` alone, a year
+  of all of them; `rsi_14` summed over the five years by SQL through the `indicators` view,
+  and the close through the `candles` view.
 
     python bench/import_speed.py [--days N] [--quick] [--cores N] [--data DIR]
 """
@@ -207,6 +208,9 @@ def history_reads(path: Path, key: tuple[str, str, str]) -> dict[str, float]:
     year_end = year_start + 365 * 86_400 * S
 
     figures = {
+        "candles_newest_1000_ms": median_ms(lambda: store.candles(*key), 20),
+        "candles_year_ms": median_ms(lambda: store.candles_frame(
+            *key, start_ns=year_start, end_ns=year_end), 3),
         "newest_1000_ms": median_ms(lambda: store.indicators(*key), 20),
         "one_indicator_newest_1000_ms": median_ms(
             lambda: store.indicators(*key, ["rsi_14"]), 20),
@@ -217,6 +221,8 @@ def history_reads(path: Path, key: tuple[str, str, str]) -> dict[str, float]:
     conn = sqlite3.connect(path)
     figures["view_sum_one_indicator_ms"] = median_ms(lambda: conn.execute(
         "SELECT sum(value) FROM indicators WHERE name = 'rsi_14'").fetchone(), 1)
+    figures["view_sum_close_ms"] = median_ms(lambda: conn.execute(
+        "SELECT sum(close) FROM candles").fetchone(), 1)
     conn.close()
     return figures
 

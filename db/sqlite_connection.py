@@ -44,6 +44,8 @@ class SqliteConnection:
         self._write_lock = threading.Lock()
         self._checkpoint_interval_s = checkpoint_interval_s
         self._checkpointer: Checkpointer | None = None  # started by the first write
+        # Ids of series (`db.sqlite_series_ids`) known to be committed.
+        self._series_ids: dict[tuple[str, str, str], int] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def _connection(self) -> sqlite3.Connection:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from pathlib import Path
 
 from db.sqlite_connection import SqliteConnection
 
@@ -19,20 +18,9 @@ SERIES_ID = "SELECT id FROM series_ids WHERE exchange = ? AND symbol = ? AND tim
 
 
 class SqliteSeriesIds(SqliteConnection):
-    """`_resolve_series_ids` in a write transaction, `_remember_series_ids` once it commits."""
-
-    def __init__(
-        self,
-        path: Path,
-        *,
-        busy_timeout_s: float = 10.0,
-        checkpoint_interval_s: float | None = 0.5,
-    ) -> None:
-        super().__init__(
-            path, busy_timeout_s=busy_timeout_s, checkpoint_interval_s=checkpoint_interval_s
-        )
-        # Committed facts only (ids are never reassigned), so they hold across processes.
-        self._series_ids: dict[Key, int] = {}
+    """`_resolve_series_ids` in a write transaction, `_remember_series_ids` once it commits.
+    The ids known are `_series_ids` (of `SqliteConnection`): committed facts only, as ids are
+    never reassigned, so they hold across processes."""
 
     def _resolve_series_ids(
         self, conn: sqlite3.Connection, keys: Iterable[Key]

@@ -282,7 +282,7 @@ CREATE VIEW candles (exchange, symbol, timeframe, ts, open, high, low, close, vo
                      vwap, closed) AS
 WITH RECURSIVE
 k (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < {BLOCK_CANDLES - 1}),
-r AS (
+r AS MATERIALIZED (
     SELECT b.series, substr(b.records, k.i * {RECORD.itemsize} + 1, {RECORD.itemsize}) AS record
     FROM candle_blocks AS b JOIN k ON k.i < length(b.records) / {RECORD.itemsize}
 ),
