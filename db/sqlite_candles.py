@@ -43,7 +43,7 @@ from db.series import (
     summaries,
 )
 from db.sqlite_connection import MAX_TS, bounds, insert_blocks
-from db.sqlite_series_ids import SERIES_ID, Key, SqliteSeriesIds
+from db.sqlite_series_ids import SERIES_ID, Key, SqliteSeriesIds, reaching_blocks
 from db.sqlite_tables import BACKFILL_SERIES, NULLABLE_CANDLES
 from market.candle_columns import CandleColumns
 from market.messages import Candle
@@ -70,18 +70,6 @@ ON CONFLICT (exchange, symbol, timeframe) DO UPDATE SET
     last_close = CASE WHEN excluded.last_ns >= last_ns THEN excluded.last_close
                       ELSE last_close END
 """
-
-# Of (series, lo, hi) ranges, those that some block of the series reaches into.
-_IN_BLOCKS = """
-WITH w (series, lo, hi) AS (VALUES {})
-SELECT w.series FROM w
-WHERE (SELECT b.last_ts FROM candle_blocks AS b WHERE b.series = w.series AND b.first_ts <= w.hi
-       ORDER BY b.first_ts DESC LIMIT 1) >= w.lo
-"""
-
-#: (series, lo, hi) ranges per query of `_IN_BLOCKS` (3 parameters each).
-_RANGES_PER_QUERY = 1000
-
 
 class SqliteCandles(SqliteSeriesIds):
     """`CandleStore` over the `candle_rows`, `candle_blocks` and `series` tables."""
@@ -121,7 +109,7 @@ class SqliteCandles(SqliteSeriesIds):
         series = [(*key, first, last, close) for key, (first, last, close) in extents.items()]
         with self._transaction(f"writing {len(rows)} candles") as conn:
             ids = self._resolve_series_ids(conn, extents)
-            reaching = _reaching_blocks(conn, [
+            reaching = reaching_blocks(conn, "candle_blocks", [
                 (ids[key], first, last) for key, (first, last, _) in extents.items()
             ])
             # Candles in the span of a block are merged into it; the others, even of the same
@@ -411,18 +399,6 @@ def _resampled_rows(
         step=step, exchange=exchange, symbol=symbol, timeframe=timeframe, lo=lo, hi=hi,
         limit=limit,
     )).fetchall()
-
-
-def _reaching_blocks(
-    conn: sqlite3.Connection, ranges: Sequence[tuple[int, int, int]]
-) -> set[int]:
-    """The series of (series, first ts, last ts) ranges that reach into one of its blocks."""
-    hit: set[int] = set()
-    for start in range(0, len(ranges), _RANGES_PER_QUERY):
-        some = ranges[start:start + _RANGES_PER_QUERY]
-        sql = _IN_BLOCKS.format(", ".join(["(?, ?, ?)"] * len(some)))
-        hit.update(row[0] for row in conn.execute(sql, [v for r in some for v in r]))
-    return hit
 
 
 def _block_spans(

@@ -40,7 +40,7 @@ from db.rows import (
     indicator_values,
 )
 from db.sqlite_connection import bounds, insert_blocks
-from db.sqlite_series_ids import SERIES_ID, SqliteSeriesIds
+from db.sqlite_series_ids import SERIES_ID, SqliteSeriesIds, reaching_blocks
 
 # RFC 7396 merge: names in the write replace or add, a null removes, the others stay.
 _UPSERT_INDICATOR_VALUES = ("INSERT INTO indicator_values (series, ts, values_json)", 3, """
@@ -56,17 +56,6 @@ WHERE series = ? AND first_ts <= ? ORDER BY first_ts DESC
 _BLOCK_VALUES = """
 SELECT name, values_blob FROM indicator_block_values WHERE series = ? AND first_ts = ?
 """
-
-# Of (series, lo, hi) ranges, those that some block of the series reaches into.
-_IN_BLOCKS = """
-WITH w (series, lo, hi) AS (VALUES {})
-SELECT w.series FROM w
-WHERE (SELECT b.last_ts FROM indicator_blocks AS b WHERE b.series = w.series AND b.first_ts <= w.hi
-       ORDER BY b.first_ts DESC LIMIT 1) >= w.lo
-"""
-
-#: (series, lo, hi) ranges per query of `_IN_BLOCKS` (3 parameters each).
-_RANGES_PER_QUERY = 1000
 
 #: Old-layout rows migrated per step, so a large file needs no more memory than this.
 _MIGRATE_CHUNK = 100_000
@@ -251,13 +240,9 @@ def _series_in_blocks(
             ranges[id] = [o.ts, o.ts]
         else:
             extent[0], extent[1] = min(extent[0], o.ts), max(extent[1], o.ts)
-    hit: set[int] = set()
-    items = list(ranges.items())
-    for start in range(0, len(items), _RANGES_PER_QUERY):
-        some = items[start:start + _RANGES_PER_QUERY]
-        sql = _IN_BLOCKS.format(", ".join(["(?, ?, ?)"] * len(some)))
-        params = [value for id, (first, last) in some for value in (id, first, last)]
-        hit.update(row[0] for row in conn.execute(sql, params))
+    hit = reaching_blocks(
+        conn, "indicator_blocks", [(id, first, last) for id, (first, last) in ranges.items()]
+    )
     found: dict[int, list[IndicatorObject]] = {}
     for o in objects:
         if (id := ids[o[:3]]) in hit:
