@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import sqlite3
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -405,21 +406,7 @@ def _block_spans(
     conn: sqlite3.Connection, series: int, lo: int, hi: int
 ) -> list[tuple[int, int]]:
     """The (first, last) spans of the series' blocks that reach into [lo, hi], oldest first."""
-    spans = []
-    cursor = conn.execute(
-        "SELECT first_ts, last_ts FROM candle_blocks WHERE series = ? AND first_ts <= ?"
-        " ORDER BY first_ts DESC",
-        (series, hi),
-    )
-    try:
-        for first, last in cursor:  # read as far as it is needed
-            if last < lo:
-                break
-            spans.append((first, last))
-    finally:
-        cursor.close()
-    spans.reverse()
-    return spans
+    return [(first, last) for last, first in _blocks_back(conn, series, lo, hi, "first_ts")][::-1]
 
 
 def _inside(spans: list[tuple[int, int]], ts: int) -> bool:
@@ -462,26 +449,40 @@ def _blocks(
 ) -> Iterator[np.ndarray]:
     """The records of the series' blocks that reach into [lo, hi): oldest first if
     `forward`, else latest first."""
-    if forward:
-        cursor = conn.execute(
-            "SELECT last_ts, records FROM candle_blocks WHERE series = :series"
-            " AND first_ts >= coalesce((SELECT max(first_ts) FROM candle_blocks"
-            " WHERE series = :series AND first_ts <= :lo), :lo)"
-            " AND first_ts < :hi ORDER BY first_ts",
-            {"series": series, "lo": lo, "hi": hi},
-        )
-    else:
-        cursor = conn.execute(
-            "SELECT last_ts, records FROM candle_blocks WHERE series = ? AND first_ts < ?"
-            " ORDER BY first_ts DESC",
-            (series, hi),
-        )
+    if not forward:
+        for _, data in _blocks_back(conn, series, lo, hi - 1, "records"):
+            yield block_records(data)
+        return
+    # From the latest block starting at or before lo (it may end before lo) onwards.
+    cursor = conn.execute(
+        "SELECT last_ts, records FROM candle_blocks WHERE series = :series"
+        " AND first_ts >= coalesce((SELECT max(first_ts) FROM candle_blocks"
+        " WHERE series = :series AND first_ts <= :lo), :lo)"
+        " AND first_ts < :hi ORDER BY first_ts",
+        {"series": series, "lo": lo, "hi": hi},
+    )
     try:
         for last, data in cursor:  # read as far as it is needed
+            if last >= lo:
+                yield block_records(data)
+    finally:
+        cursor.close()
+
+
+def _blocks_back(
+    conn: sqlite3.Connection, series: int, lo: int, hi: int, column: str
+) -> Iterator[tuple[int, Any]]:
+    """(last ts, `column`) of the series' blocks that reach into [lo, hi], latest first, read
+    as far as they are needed."""
+    cursor = conn.execute(
+        f"SELECT last_ts, {column} FROM candle_blocks WHERE series = ? AND first_ts <= ?"
+        " ORDER BY first_ts DESC",
+        (series, hi),
+    )
+    try:
+        for last, value in cursor:
             if last < lo:
-                if forward:
-                    continue
                 return
-            yield block_records(data)
+            yield last, value
     finally:
         cursor.close()
