@@ -44,7 +44,7 @@ from db.series import (
     summaries,
 )
 from db.sqlite_connection import MAX_TS, bounds, insert_blocks
-from db.sqlite_series_ids import SERIES_ID, Key, SqliteSeriesIds, reaching_blocks
+from db.sqlite_series_ids import Key, SqliteSeriesIds, reaching_blocks
 from db.sqlite_tables import BACKFILL_SERIES, NULLABLE_CANDLES
 from market.candle_columns import CandleColumns
 from market.messages import Candle
@@ -52,7 +52,7 @@ from market.messages import Candle
 _COLUMNS = f"exchange, symbol, timeframe, {ROW_COLUMNS}"
 _KEY = "exchange = ? AND symbol = ? AND timeframe = ?"
 
-# Rows go in as multi-row VALUES lists (`_RowBlocks`): `INSERT ... VALUES (...), (...) ON
+# Rows go in as multi-row VALUES lists (`insert_blocks`): `INSERT ... VALUES (...), (...) ON
 # CONFLICT` applies the rows in order, as executemany does, with one statement per block.
 _UPSERT_CANDLE = (f"INSERT INTO candle_rows ({_COLUMNS})", 12, """
 ON CONFLICT (exchange, symbol, timeframe, ts) DO UPDATE SET
@@ -143,17 +143,14 @@ class SqliteCandles(SqliteSeriesIds):
         width = int(columns.timeframe.max()) + 1
         codes = columns.market * width + columns.timeframe
         with self._transaction(f"writing {len(columns)} candles", bulk=True) as conn:
-            parts = [(code, np.flatnonzero(codes == code)) for code in np.unique(codes).tolist()]
             keys = {
                 code: (*columns.markets[code // width], columns.timeframe_names[code % width])
-                for code, _ in parts
+                for code in np.unique(codes).tolist()
             }
             ids = self._resolve_series_ids(conn, keys.values())
-            for code, rows in parts:
-                key = keys[code]
-                whole = len(parts) == 1
-                records = column_records(columns, slice(None) if whole else rows)
-                _write_blocks(conn, key, ids[key], records)
+            for code, key in keys.items():
+                rows = slice(None) if len(keys) == 1 else np.flatnonzero(codes == code)
+                _write_blocks(conn, key, ids[key], column_records(columns, rows))
             conn.executemany(_UPSERT_SERIES, series_extents(columns))
         self._remember_series_ids(ids)
 
@@ -242,12 +239,9 @@ class SqliteCandles(SqliteSeriesIds):
     ) -> list[np.ndarray]:
         """The series' candles in [lo, hi) held in blocks, a part per block, oldest first if
         `forward`, else latest first: as many blocks as give `limit` candles, or all."""
-        id = self._series_ids.get(key)
+        id = self._series_id(conn, key)
         if id is None:
-            found = conn.execute(SERIES_ID, key).fetchone()
-            if found is None:
-                return []
-            id = self._series_ids[key] = found[0]  # a committed id, never reassigned
+            return []
         parts: list[np.ndarray] = []
         count = 0
         for records in _blocks(conn, id, lo, hi, forward):
@@ -309,8 +303,9 @@ class SqliteCandles(SqliteSeriesIds):
         return resampled(merge([row_records(rows), *parts]), step, limit, from_start)
 
     def latest_candles(self, timeframe: str, exchange: str | None = None) -> list[Candle]:
-        # CROSS JOIN keeps `series` as the outer loop: one primary-key lookup per market. A
-        # series whose latest candle is in a block has no row there (LEFT JOIN: NULLs).
+        # `series` is the outer loop of the LEFT JOIN: one primary-key lookup per market. A
+        # series whose latest candle is in a block has no row there (NULLs), and is read from
+        # its block.
         sql = (
             f"SELECT s.exchange, s.symbol, s.timeframe, s.last_ns,"
             f" {', '.join('c.' + c for c in ROW_COLUMNS.split(', '))} FROM series AS s"

@@ -166,10 +166,10 @@ class SqliteIndicators(SqliteSeriesIds):
             )]
             frame = indicator_object_frame(_newest_rows(conn, key, lo, hi, some_of, limit),
                                            shown)
-            found = conn.execute(SERIES_ID, key).fetchone()
+            id = self._series_id(conn, key)
             values = Values.empty()
-            if found is not None and limit and lo < hi:
-                with closing(_blocks_back(conn, found[0], lo, hi - 1, some_of)) as blocks:
+            if id is not None and limit and lo < hi:
+                with closing(_blocks_back(conn, id, lo, hi - 1, some_of)) as blocks:
                     values = _newest_in_blocks(blocks, lo, hi, some_of, limit)
         if not len(values.ts):
             return frame

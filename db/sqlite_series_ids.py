@@ -52,6 +52,16 @@ class SqliteSeriesIds(SqliteConnection):
             ids[key] = id
         return ids
 
+    def _series_id(self, conn: sqlite3.Connection, key: Key) -> int | None:
+        """The id of a series, None if it has none yet (nothing written under it)."""
+        id = self._series_ids.get(key)
+        if id is None:
+            found = conn.execute(SERIES_ID, key).fetchone()
+            if found is None:
+                return None
+            id = self._series_ids[key] = found[0]  # a committed id, never reassigned
+        return id
+
     def _remember_series_ids(self, ids: dict[Key, int]) -> None:
         self._series_ids.update(ids)
 
