@@ -97,19 +97,23 @@ class IndicatorBook:
 
     def fold(self, final: CandleColumns, history: History | None = None) -> Floats:
         """As `update`, but every output of candle r in row r of one array, NaN included
-        (columns in `keys` order)."""
-        out = np.empty((len(final), len(self.keys)), np.float64)
-        if not len(final) or not self.specs:
-            return out
-        rows = self._series_rows(final, history)
-        self._fold(rows, final.ts, final.high, final.low, final.close, final.volume, out)
-        return out
+        (columns in `keys` order). The array is column-major: the engine writes one
+        output's values contiguously."""
+        out = np.empty((len(self.keys), len(final)), np.float64)
+        if len(final) and self.specs:
+            rows = self._series_rows(final, history)
+            self._fold(rows, final.ts, final.high, final.low, final.close, final.volume, out)
+        return out.T
 
     def _series_rows(self, final: CandleColumns, history: History | None) -> Ints:
         """Each candle's state row; rows for series met for the first time, warmed."""
         width = int(final.timeframe.max()) + 1
         series = final.market * width + final.timeframe
-        unique, first, inverse = np.unique(series, return_index=True, return_inverse=True)
+        if series.min() == series.max():  # one series (a page of history): no sort
+            unique, first = series[:1], np.zeros(1, np.int64)
+            inverse = np.zeros(len(series), np.int64)
+        else:
+            unique, first, inverse = np.unique(series, return_index=True, return_inverse=True)
         rows = np.empty(len(unique), np.int64)
         for k, (key, at) in enumerate(zip(unique.tolist(), first.tolist(), strict=True)):
             pair = divmod(key, width)
@@ -160,7 +164,7 @@ class IndicatorBook:
             p.codes, p.constants, p.scratch, self._state_f, self._state_i, rows,
             np.ascontiguousarray(ts, np.int64), np.ascontiguousarray(high, np.float64),
             np.ascontiguousarray(low, np.float64), np.ascontiguousarray(close, np.float64),
-            np.ascontiguousarray(volume, np.float64), out, out.shape[0] > 0,
+            np.ascontiguousarray(volume, np.float64), out, out.size > 0,
         )
         if stopped >= 0:
             previous = int(self._state_i[rows[stopped], H_LAST_TS])

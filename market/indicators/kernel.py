@@ -227,8 +227,10 @@ def _ratio(numerator: float, denominator: float) -> float:
 # One indicator over many candles ------------------------------------------------------------
 # Each `_fold_<kind>` folds candles 0..n-1, in order, into indicator `code`'s state in the
 # series rows `rows[r]` of `floats` and `ints`, and when `emit` writes its outputs after
-# each candle to `out[r]`. Indicators do not share state, so folding one indicator over the
-# whole batch, then the next, gives what folding each candle into every indicator does.
+# each candle to `out[:, r]` (output-major: a pass of one indicator writes its values
+# contiguously, as stored blocks hold them). Indicators do not share state, so folding one
+# indicator over the whole batch, then the next, gives what folding each candle into every
+# indicator does.
 
 @njit(cache=True, nogil=True)
 def _fold_window(
@@ -246,20 +248,20 @@ def _fold_window(
         if not emit:
             continue
         if kind == SMA:
-            out[r, o] = _rw_mean(f, s, fo, io, a)
+            out[o, r] = _rw_mean(f, s, fo, io, a)
         elif kind == BBANDS:
-            _bbands_outputs(f, s, fo, io, a, w[0], out[r], o)
+            _bbands_outputs(f, s, fo, io, a, w[0], out, o, r)
         else:
-            out[r, o] = _cci_output(f, s, fo, io, a)
+            out[o, r] = _cci_output(f, s, fo, io, a)
 
 
 @njit(cache=True, nogil=True)
 def _bbands_outputs(
-    f: Floats, s: Ints, fo: int, io: int, a: int, std: float, out: Floats, o: int
+    f: Floats, s: Ints, fo: int, io: int, a: int, std: float, out: Floats, o: int, r: int
 ) -> None:
     if s[io] != a:
         for k in range(5):
-            out[o + k] = _NAN
+            out[o + k, r] = _NAN
         return
     middle = f[fo] / a
     # Deviations from the window's first close: see `BBands`.
@@ -277,11 +279,11 @@ def _bbands_outputs(
     lower = middle - width
     upper = middle + width
     span = upper - lower
-    out[o] = lower
-    out[o + 1] = middle
-    out[o + 2] = upper
-    out[o + 3] = _ratio(100 * span, middle)
-    out[o + 4] = (_ring_at(f, s, fo, io, a, -1) - lower) / span if span != 0.0 else 0.0
+    out[o, r] = lower
+    out[o + 1, r] = middle
+    out[o + 2, r] = upper
+    out[o + 3, r] = _ratio(100 * span, middle)
+    out[o + 4, r] = (_ring_at(f, s, fo, io, a, -1) - lower) / span if span != 0.0 else 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -334,12 +336,12 @@ def _fold_averages(
                 _sewm_push(f, s, fo + 6, io + 2, c, w, 6, line)
             if emit:
                 signal = f[fo + 6]
-                out[r, o] = line
-                out[r, o + 1] = signal
-                out[r, o + 2] = line - signal
+                out[o, r] = line
+                out[o + 1, r] = signal
+                out[o + 2, r] = line - signal
             continue
         if emit:
-            out[r, o] = f[fo]
+            out[o, r] = f[fo]
 
 
 @njit(cache=True, nogil=True)
@@ -373,7 +375,7 @@ def _fold_wma(
             f[fo] = _fsum_ring(f, ring, s[io + 1], s[io], a, False, p)
             f[fo + 1] = _fsum_ring(f, ring, s[io + 1], s[io], a, True, p)
         if emit:
-            out[r, o] = f[fo + 1] * w[0] if s[io] == a else _NAN
+            out[o, r] = f[fo + 1] * w[0] if s[io] == a else _NAN
 
 
 @njit(cache=True, nogil=True)
@@ -396,10 +398,10 @@ def _fold_rsi(
             s[io] += 1
         if emit:
             if s[io] < a:
-                out[r, o] = _NAN
+                out[o, r] = _NAN
             else:
                 gain = f[fo]
-                out[r, o] = _ratio(100 * gain, gain + abs(f[fo + 1]))
+                out[o, r] = _ratio(100 * gain, gain + abs(f[fo + 1]))
 
 
 @njit(cache=True, nogil=True)
@@ -448,8 +450,8 @@ def _fold_stoch(
             if k_value == k_value:
                 _rw_push(f, s, signal, io + 2 + RW_INTS, b, k_value, p)
         if emit:
-            out[r, o] = f[fo]
-            out[r, o + 1] = _rw_mean(f, s, signal, io + 2 + RW_INTS, b)
+            out[o, r] = f[fo]
+            out[o + 1, r] = _rw_mean(f, s, signal, io + 2 + RW_INTS, b)
 
 
 @njit(cache=True, nogil=True)
@@ -473,7 +475,7 @@ def _fold_volume(
                 total = f[fo + 1]
                 f[fo + 1] = signed if total != total else total + signed
             if emit:
-                out[r, o] = f[fo + 1]
+                out[o, r] = f[fo + 1]
         else:
             day = ts[r] // NS_PER_DAY
             if s[io] == 0 or day != s[io + 1]:
@@ -484,7 +486,7 @@ def _fold_volume(
             f[fo] += (high[r] + low[r] + close[r]) / 3.0 * volume[r]
             f[fo + 1] += volume[r]
             if emit:
-                out[r, o] = _ratio(f[fo], f[fo + 1])
+                out[o, r] = _ratio(f[fo], f[fo + 1])
 
 
 @njit(cache=True, nogil=True)
@@ -508,11 +510,11 @@ def _fold_roc(
             s[io] = count + 1
         if emit:
             if s[io] < size:
-                out[r, o] = _NAN
+                out[o, r] = _NAN
             else:
                 then = f[fo + s[io + 1]]
                 newest = f[fo + _wrap(s[io + 1] + a, size)]
-                out[r, o] = _ratio(100 * (newest - then), then)
+                out[o, r] = _ratio(100 * (newest - then), then)
 
 
 # Entry points -------------------------------------------------------------------------------
@@ -525,7 +527,7 @@ def fold_rows(
     out: Floats, emit: bool,
 ) -> int:
     """Fold candle r into the series of state row `rows[r]`, in order, and (when `emit`)
-    write every output after it to `out[r]`. A candle not after its series' previous one
+    write every output after it to `out[:, r]`. A candle not after its series' previous one
     stops the fold: its index is returned (with the candles before it folded), else -1."""
     n = ts.shape[0]
     stopped = -1
@@ -569,7 +571,7 @@ def fold_one(
     one[0], one[1], one[2], one[3] = high, low, close, volume
     stopped = fold_rows(
         codes, constants, scratch, f.reshape(1, -1), s.reshape(1, -1), np.zeros(1, np.int64),
-        np.full(1, ts, np.int64), one[0:1], one[1:2], one[2:3], one[3:4], out.reshape(1, -1),
+        np.full(1, ts, np.int64), one[0:1], one[1:2], one[2:3], one[3:4], out.reshape(-1, 1),
         True,
     )
     return stopped < 0
