@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -36,6 +37,7 @@ import numpy as np
 from db.candle_store import CandleStore
 from db.columns import IndicatorTable
 from db.store import StoreError
+from flows.write_behind import WriteBehind
 from market.arrays import Bools
 from market.candle_columns import CandleColumns
 from market.indicator_book import IndicatorBook, warm_candles
@@ -129,13 +131,20 @@ class HistoryWrite:
 
 class HistoryWriter:
     """Writes closed history candles with their indicators to `store` (see the module
-    docstring). Indicators are `specs`; none writes candles only."""
+    docstring). Indicators are `specs`; none writes candles only.
+
+    With `behind`, the store writes run on its thread while `write` returns to fold the next
+    candles (the caller waits for them with `behind.wait()`); a write that reads stored
+    candles it may have handed over (warming a series, or candles before those written)
+    waits for them first. Reads of later candles need not: a write only changes candles up
+    to the last one it folded."""
 
     def __init__(
         self, store: HistoryStore, specs: Sequence[IndicatorSpec], *,
-        read_chunk: int = READ_CHUNK,
+        read_chunk: int = READ_CHUNK, behind: WriteBehind | None = None,
     ) -> None:
         self.store = store
+        self.behind = behind
         self.specs = tuple(specs)
         self._history = StoredHistory.for_indicators(store, self.specs)
         self._book = IndicatorBook(self.specs)
@@ -163,7 +172,7 @@ class HistoryWriter:
         written = rows = refolded = 0
         for series, new in _by_series(columns):
             series_rows, series_refolded = self._write_indicators(series, new, through_ns)
-            self.store.upsert_candle_columns(new)
+            self._store(partial(self.store.upsert_candle_columns, new))
             written += len(new)
             rows += series_rows
             refolded += series_refolded
@@ -180,7 +189,9 @@ class HistoryWriter:
         folded = self._last.get(series)
         if folded is None or first <= folded:
             # A new series, or one written out of order: start it again, warmed from the
-            # candles stored before its first new one.
+            # candles stored before its first new one (once those handed over are stored).
+            if self.behind is not None:
+                self.behind.wait()
             self._book.discard(market, frame)
             start = first
         else:
@@ -203,10 +214,10 @@ class HistoryWriter:
                 keep = stored | np.isfinite(values).any(axis=1)
             if keep.any():
                 rows_kept = slice(None) if keep.all() else keep  # a slice copies nothing
-                self.store.upsert_indicator_table(IndicatorTable(
+                self._store(partial(self.store.upsert_indicator_table, IndicatorTable(
                     exchange, symbol, timeframe, self._book.keys, chunk.ts[rows_kept],
                     values[rows_kept], stored[rows_kept],
-                ))
+                )))
             rows += int(np.count_nonzero(keep))
             refolded += int(np.count_nonzero(stored))
             last = int(chunk.ts[-1])
@@ -234,11 +245,16 @@ class HistoryWriter:
             )
             fresh = new.take(slice(taken, upto)) if upto > taken else None
             taken = max(taken, upto)
-            replaced = set() if fresh is None else set(fresh.ts.tolist())
-            kept = [c for c in stored if c.closed and c.ts not in replaced]
-            parts = [p for p in (fresh, _columns(kept, new) if kept else None) if p is not None]
-            if parts:
-                chunk = CandleColumns.concat(parts)
+            kept = [c for c in stored if c.closed]
+            if fresh is not None and kept:
+                replaced = set(fresh.ts.tolist())
+                kept = [c for c in kept if c.ts not in replaced]
+            if fresh is not None and not kept:  # nothing stored here: the new ones as they are
+                yield fresh, np.zeros(len(fresh), np.bool_)
+            elif kept:
+                chunk = CandleColumns.concat(
+                    [fresh, _columns(kept, new)] if fresh is not None else [_columns(kept, new)]
+                )
                 flags = np.zeros(len(chunk), np.bool_)
                 flags[len(chunk) - len(kept):] = True
                 order = np.argsort(chunk.ts, kind="stable")
@@ -246,6 +262,12 @@ class HistoryWriter:
             if bound is None:
                 return
             cursor = bound + 1
+
+    def _store(self, write: partial[None]) -> None:
+        if self.behind is None:
+            write()
+        else:
+            self.behind.submit(write)
 
     def _index(self, exchange: str, symbol: str, timeframe: str) -> tuple[int, int]:
         if (exchange, symbol) not in self._markets:
@@ -270,13 +292,19 @@ def _by_series(columns: CandleColumns) -> Iterator[tuple[Series, CandleColumns]]
     (exchange, symbol, timeframe) order."""
     width = len(columns.timeframe_names)
     keys = columns.market * width + columns.timeframe
+    ts = columns.ts
+    if keys.min() == keys.max() and bool((ts[1:] > ts[:-1]).all()):
+        # One series in time order (a page of an import): as it is.
+        market, frame = divmod(int(keys[0]), width)
+        yield (*columns.markets[market], columns.timeframe_names[frame]), columns
+        return
     found = []
     for key in np.unique(keys).tolist():
         market, frame = divmod(key, width)
         found.append(((*columns.markets[market], columns.timeframe_names[frame]), key))
     for series, key in sorted(found):
         rows = np.flatnonzero(keys == key)
-        rows = rows[np.argsort(columns.ts[rows], kind="stable")]
-        ts = columns.ts[rows]
-        last_of_each = np.append(ts[1:] != ts[:-1], True)
+        rows = rows[np.argsort(ts[rows], kind="stable")]
+        times = ts[rows]
+        last_of_each = np.append(times[1:] != times[:-1], True)
         yield series, columns.take(rows[last_of_each])
