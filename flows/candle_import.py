@@ -21,9 +21,11 @@ from db.store import Store
 from flows.files.bad_rows import BadRows
 from flows.files.reader import SourceFile
 from flows.files.rows import CANDLE_COLUMNS
-from flows.progress import NO_PROGRESS, Progress
+from flows.history import HistoryWriter
+from flows.progress import NO_PROGRESS, Phase, Progress
 from flows.staging import Staging
-from flows.trade_import import Market, history_writer
+from flows.trade_import import CandlesOnly, Market, history_writer
+from flows.write_behind import WriteBehind
 from market.candle_columns import UNKNOWN_TRADES, CandleColumns
 from market.indicators import IndicatorSpec
 
@@ -72,34 +74,42 @@ def import_candles(
                     report.candles_read += len(chunk)
         finally:
             phase.close()
-        writer = history_writer(store, indicators)
         phase = progress.phase("writing candles", report.candles_read, "candles")
         try:
-            for name, staging in stagings.items():
-                partitions = staging.partitions()
-                for i, partition in enumerate(partitions):
-                    rows = staging.read(partition)
-                    rows = rows.sort("ts", maintain_order=True).unique(
-                        subset="ts", keep="last", maintain_order=True
-                    )
-                    through = (
-                        partitions[i + 1] * PARTITION_NS if i + 1 < len(partitions) else None
-                    )
-                    candles = candle_columns(rows, market, name)
-                    written = writer.write(candles, through_ns=through)
-                    report.candles += written.candles
-                    report.indicator_rows += written.indicator_rows
-                    if len(candles):
-                        first = int(candles.ts[0])
-                        report.first_ns = min(first, report.first_ns or first)
-                        report.last_ns = max(int(candles.ts[-1]), report.last_ns or 0)
-                    phase.advance(len(rows))
+            with WriteBehind(name="import writes") as behind:
+                writer = history_writer(store, indicators, behind)
+                for name, staging in stagings.items():
+                    _write_staged(staging, name, market, writer, report, phase)
         finally:
             phase.close()
     finally:
         for staging in stagings.values():
             staging.remove()
     return report
+
+
+def _write_staged(
+    staging: Staging, timeframe: str, market: Market, writer: HistoryWriter | CandlesOnly,
+    report: CandleImportReport, phase: Phase,
+) -> None:
+    """Write one timeframe's staged candles, oldest partition first (where two files hold a
+    candle of the same time, the later one staged wins)."""
+    partitions = staging.partitions()
+    for i, partition in enumerate(partitions):
+        rows = staging.read(partition)
+        rows = rows.sort("ts", maintain_order=True).unique(
+            subset="ts", keep="last", maintain_order=True
+        )
+        through = partitions[i + 1] * PARTITION_NS if i + 1 < len(partitions) else None
+        candles = candle_columns(rows, market, timeframe)
+        written = writer.write(candles, through_ns=through)
+        report.candles += written.candles
+        report.indicator_rows += written.indicator_rows
+        if len(candles):
+            first = int(candles.ts[0])
+            report.first_ns = min(first, report.first_ns or first)
+            report.last_ns = max(int(candles.ts[-1]), report.last_ns or 0)
+        phase.advance(len(rows))
 
 
 def candle_columns(rows: pl.DataFrame, market: Market, timeframe: str) -> CandleColumns:

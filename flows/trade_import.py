@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ from flows.progress import NO_PROGRESS, Progress
 from flows.staging import Staging
 from flows.trade_archive import DAY_NS, TradeArchive
 from flows.trade_order import fold_order
+from flows.write_behind import WriteBehind
 from market.aggregator import CandleAggregator
 from market.candle_columns import CandleColumns
 from market.indicators import IndicatorSpec
@@ -78,22 +80,26 @@ class TradeImportReport:
     bad_rows: BadRows = field(default_factory=BadRows)
 
 
-class _CandlesOnly:
+class CandlesOnly:
     """What `HistoryWriter` does without indicators, without reading anything back."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, behind: WriteBehind) -> None:
         self.store = store
+        self.behind = behind
 
     def write(self, candles: CandleColumns, *, through_ns: int | None = None) -> HistoryWrite:
-        self.store.upsert_candle_columns(candles)
+        self.behind.submit(partial(self.store.upsert_candle_columns, candles))
         return HistoryWrite(len(candles), 0, 0)
 
 
 def history_writer(
-    store: Store, indicators: Sequence[IndicatorSpec]
-) -> HistoryWriter | _CandlesOnly:
-    """`HistoryWriter` for these indicators; with none, a writer of candles alone."""
-    return HistoryWriter(store, indicators) if indicators else _CandlesOnly(store)
+    store: Store, indicators: Sequence[IndicatorSpec], behind: WriteBehind
+) -> HistoryWriter | CandlesOnly:
+    """`HistoryWriter` for these indicators, its store writes run by `behind`; with none, a
+    writer of candles alone."""
+    if indicators:
+        return HistoryWriter(store, indicators, behind=behind)
+    return CandlesOnly(store, behind)
 
 
 def partition_width(timeframes: Sequence[Timeframe]) -> int:
@@ -142,33 +148,36 @@ def import_trades(
     try:
         report.trades_read = stage_trades(sources, staging, report.bad_rows, progress)
         buckets = staging.partitions()
-        writer = history_writer(store, indicators)
         phase = progress.phase("building candles", staging.rows, "trades")
         try:
-            for i, bucket in enumerate(buckets):
-                start = bucket * width
-                new = staging.read(bucket)
-                old = archive.read(market.exchange, market.symbol, start, start + width)
-                trades, dropped = fold_order(pl.concat([old, new], how="vertical"))
-                candles = fold_candles(trades, market, timeframes)
-                candles = candles.take(np.argsort(candles.ts, kind="stable"))
-                end = buckets[i + 1] * width if i + 1 < len(buckets) else None
-                for first in range(0, len(candles), WRITE_CANDLES):
-                    piece = candles.take(slice(first, first + WRITE_CANDLES))
-                    following = first + WRITE_CANDLES
-                    through = int(candles.ts[following]) if following < len(candles) else end
-                    written = writer.write(piece, through_ns=through)
-                    report.candles += written.candles
-                    report.indicator_rows += written.indicator_rows
-                archive.write(market.exchange, market.symbol, trades)
-                report.trades_new += len(trades) - len(old)
-                report.duplicates += dropped
-                if len(trades):
-                    first_ts, last_ts = trades["ts"].min(), trades["ts"].max()
-                    assert isinstance(first_ts, int) and isinstance(last_ts, int)
-                    report.first_ns = first_ts if report.first_ns is None else report.first_ns
-                    report.last_ns = last_ts
-                phase.advance(len(new))
+            with WriteBehind(name="import writes") as behind:
+                writer = history_writer(store, indicators, behind)
+                for i, bucket in enumerate(buckets):
+                    start = bucket * width
+                    new = staging.read(bucket)
+                    old = archive.read(market.exchange, market.symbol, start, start + width)
+                    trades, dropped = fold_order(pl.concat([old, new], how="vertical"))
+                    candles = fold_candles(trades, market, timeframes)
+                    candles = candles.take(np.argsort(candles.ts, kind="stable"))
+                    end = buckets[i + 1] * width if i + 1 < len(buckets) else None
+                    for first in range(0, len(candles), WRITE_CANDLES):
+                        piece = candles.take(slice(first, first + WRITE_CANDLES))
+                        following = first + WRITE_CANDLES
+                        through = int(candles.ts[following]) if following < len(candles) else end
+                        written = writer.write(piece, through_ns=through)
+                        report.candles += written.candles
+                        report.indicator_rows += written.indicator_rows
+                    # After the bucket's candles, as run in order: a bucket in the archive
+                    # has its candles stored.
+                    behind.submit(partial(archive.write, market.exchange, market.symbol, trades))
+                    report.trades_new += len(trades) - len(old)
+                    report.duplicates += dropped
+                    if len(trades):
+                        first_ts, last_ts = trades["ts"].min(), trades["ts"].max()
+                        assert isinstance(first_ts, int) and isinstance(last_ts, int)
+                        report.first_ns = first_ts if report.first_ns is None else report.first_ns
+                        report.last_ns = last_ts
+                    phase.advance(len(new))
         finally:
             phase.close()
     finally:

@@ -18,6 +18,7 @@ from flows.dataflow import build_flow
 from flows.history import HistoryWriter, StoredHistory
 from flows.jetstream_source import RawMessage
 from flows.outputs import FlowOutput
+from flows.write_behind import WriteBehind
 from market.indicators import DEFAULT_INDICATORS, IndicatorSet, parse_indicators
 from market.messages import Candle, Trade, encode
 from market.timeframes import parse_timeframes
@@ -78,6 +79,28 @@ def test_history_written_in_pages_has_the_indicators_of_one_pass(store: SqliteSt
         writer.write(candles[i:i + 250])
     assert store.candles("binance", "BTC-USDT", "1m", limit=10_000) == candles
     assert stored_values(store) == one_pass(candles)
+
+
+def test_history_with_its_writes_behind_stores_what_it_stores_without(tmp_path: Path) -> None:
+    """Pages in time order, then pages before them (whose warm-up and refold read candles
+    handed to the writes' thread, so they wait for them): the stores end equal."""
+    candles = walk(3000, seed=8)
+    pages = [candles[i:i + 250] for i in range(1000, 3000, 250)]
+    pages += [candles[i:i + 250] for i in range(0, 1000, 250)]
+    stores = []
+    for name, behind in (("direct", None), ("behind", WriteBehind(depth=2))):
+        store = SqliteStore(tmp_path / f"{name}.sqlite")
+        writer = HistoryWriter(store, DEFAULT_INDICATORS, behind=behind)
+        for page in pages:
+            writer.write(page)
+        if behind is not None:
+            behind.close()
+        stores.append(store)
+    direct, behind_store = stores
+    assert behind_store.candles("binance", "BTC-USDT", "1m", limit=10_000) == candles
+    assert stored_values(behind_store) == stored_values(direct)
+    for store in stores:
+        store.close()
 
 
 def test_history_written_before_stored_candles_recomputes_theirs(store: SqliteStore) -> None:
