@@ -13,7 +13,9 @@ zip member's CRC-32 is computed by zlib-ng too; `zipfile` still checks the CRC a
 from __future__ import annotations
 
 import io
+import threading
 import zipfile
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -128,6 +130,78 @@ class Reading:
             return self.stream.readinto(buffer)
         except _DECOMPRESSION_ERRORS as error:
             raise FileImportError(self.file.path, f"cannot decompress it: {error}") from error
+
+
+class Prefetch:
+    """A `Reading` read ahead by a thread of its own, `size` bytes at a time, at most `depth`
+    pieces ahead: inflating a compressed file (which releases the GIL) then runs beside the
+    caller's parsing, on another core when there is one. `readinto` and `consumed` as
+    `Reading`'s (bytes on disk read so far, by the thread); an error of the thread's read is
+    raised by the `readinto` that reaches it. Use as a context manager: leaving it stops the
+    thread."""
+
+    def __init__(self, reading: Reading, *, size: int, depth: int = 2) -> None:
+        self._reading = reading
+        self._size = size
+        self._depth = depth
+        self._ready: deque[bytes | BaseException] = deque()
+        self._changed = threading.Condition()
+        self._stopped = False
+        self._piece = memoryview(b"")
+        self._at_end = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"read {reading.file.path.name}", daemon=True
+        )
+        self._thread.start()
+
+    def __enter__(self) -> Prefetch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+        self._thread.join()
+
+    def consumed(self) -> int:
+        return self._reading.consumed()
+
+    def readinto(self, buffer: memoryview) -> int:
+        if not self._piece:
+            if self._at_end:
+                return 0
+            with self._changed:
+                while not self._ready:
+                    self._changed.wait()
+                item = self._ready.popleft()
+                self._changed.notify_all()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                self._at_end = True
+                return 0
+            self._piece = memoryview(item)
+        n = min(len(buffer), len(self._piece))
+        buffer[:n] = self._piece[:n]
+        self._piece = self._piece[n:]
+        return n
+
+    def _run(self) -> None:
+        while True:
+            item: bytes | BaseException
+            try:
+                item = self._reading.read(self._size)
+            except BaseException as error:  # raised in the reading thread
+                item = error
+            with self._changed:
+                while len(self._ready) >= self._depth and not self._stopped:
+                    self._changed.wait()
+                if self._stopped:
+                    return
+                self._ready.append(item)
+                self._changed.notify_all()
+            if not isinstance(item, bytes) or not item:
+                return
 
 
 def _read_by_zlib_ng(member: IO[bytes]) -> io.BufferedIOBase:

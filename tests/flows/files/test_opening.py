@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import zipfile
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from zlib_ng import zlib_ng
 
 from flows.files.bad_rows import BadRows
 from flows.files.errors import FileImportError
-from flows.files.opening import DataFile
+from flows.files.opening import DataFile, Prefetch
 from flows.files.reader import ReadOptions, inspect_file
 from tests.flows.files.layouts import binance_trades, sample_trades, write
 
@@ -94,3 +95,41 @@ def test_a_zip_member_whose_crc_does_not_match_is_an_error_naming_the_file(
     path.write_bytes(bytes(data))
     with pytest.raises(FileImportError, match=r"t.zip: cannot decompress it: Bad CRC-32"):
         list(inspect_file(path, ReadOptions(symbol="BTC-USDT")).chunks(BadRows()))
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zip", "none"])
+def test_a_prefetched_file_reads_back_exactly_and_stops_its_thread(
+    tmp_path: Path, compression: str
+) -> None:
+    text = binance_trades(sample_trades(30_000)).encode()
+    path = write(tmp_path / "t.csv", text, compression)
+    got = bytearray()
+    with DataFile.at(path).open() as opened, Prefetch(opened, size=7_919, depth=2) as reading:
+        buffer = memoryview(bytearray(5_003))  # pieces and reads cut at different places
+        while n := reading.readinto(buffer):
+            got += buffer[:n]
+        assert reading.readinto(buffer) == 0  # the end stays the end
+        assert 0 < reading.consumed() <= path.stat().st_size  # (a zip: up to its directory)
+    assert got == text
+    assert not [t for t in threading.enumerate() if t.name == f"read {path.name}"]
+
+
+def test_leaving_a_prefetched_file_early_stops_its_thread(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", binance_trades(sample_trades(30_000)), "gzip")
+    with DataFile.at(path).open() as opened, Prefetch(opened, size=1_000, depth=1) as reading:
+        assert reading.readinto(memoryview(bytearray(10))) == 10
+    assert not [t for t in threading.enumerate() if t.name == f"read {path.name}"]
+
+
+def test_a_read_error_reaches_the_reader_where_the_data_ends(tmp_path: Path) -> None:
+    text = binance_trades(sample_trades(20_000)).encode()
+    path = write(tmp_path / "t.csv", text, "gzip")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # cut short
+    got = bytearray()
+    with DataFile.at(path).open() as opened, Prefetch(opened, size=4_096) as reading:
+        buffer = memoryview(bytearray(4_096))
+        with pytest.raises(FileImportError, match=r"t.csv.gz: cannot decompress it"):
+            while n := reading.readinto(buffer):
+                got += buffer[:n]
+    assert got and text.startswith(got)  # what was inflated before the cut came through
