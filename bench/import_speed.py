@@ -15,6 +15,11 @@ indicators, end to end from the file (interpreter start-up excluded):
 - `import_candles_per_s`: klines per second;
 - `*_no_indicators_per_s`: the same with `CANDLEGRAPH_INDICATORS` empty, to show what the
   indicators cost;
+- `import_parquet_trades_<N>_cores_per_s`, `import_candles_<N>_cores_per_s`: the same imports
+  on every CPU this process may use (`--wide-cores`), when that is more than `--cores`: an
+  import reads its file ahead and writes the store behind on threads of their own
+  (`flows.files.opening.Prefetch`, `flows.write_behind`), which a second core runs beside
+  the parsing and the indicator fold;
 - `import_peak_rss_mb`: the peak resident memory of the Parquet month's import process;
 - `import_store_mb`: the size of the embedded store it leaves (file and write-ahead log);
 - `*_read_s` / `*_build_s`: the seconds of the two phases (reading the files; building and
@@ -25,7 +30,7 @@ indicators, end to end from the file (interpreter start-up excluded):
   of all of them; `rsi_14` summed over the five years by SQL through the `indicators` view,
   and the close through the `candles` view.
 
-    python bench/import_speed.py [--days N] [--quick] [--cores N] [--data DIR]
+    python bench/import_speed.py [--days N] [--quick] [--cores N] [--wide-cores N] [--data DIR]
 """
 
 from __future__ import annotations
@@ -152,7 +157,7 @@ class PhaseTimes:
         self.seconds[self._name] = time.perf_counter() - self._started
 
 
-def child(kind: str, path: Path, indicators: str) -> None:
+def child(kind: str, path: Path, indicators: str, *, reads: bool = True) -> None:
     """Import one file into a fresh store in this process; print the figures as JSON."""
     from db.sqlite import SqliteStore
     from flows.candle_import import import_candles
@@ -187,11 +192,11 @@ def child(kind: str, path: Path, indicators: str) -> None:
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         stored = sum(p.stat().st_size for p in data.glob("candlegraph.sqlite*"))
         key = (market.exchange, market.symbol, "1m")
-        reads = history_reads(data / "candlegraph.sqlite", key) if kind == "candles" \
-            and specs else {}
+        figures = history_reads(data / "candlegraph.sqlite", key) if kind == "candles" \
+            and specs and reads else {}
     print(json.dumps({
         "rows": rows, "candles": candles, "seconds": seconds, "cpu_s": cpu_s,
-        "rss_mb": rss_mb, "store_mb": stored / 2**20, "phases": times.seconds, "reads": reads,
+        "rss_mb": rss_mb, "store_mb": stored / 2**20, "phases": times.seconds, "reads": figures,
     }))
 
 
@@ -227,11 +232,15 @@ def history_reads(path: Path, key: tuple[str, str, str]) -> dict[str, float]:
     return figures
 
 
-def measure(kind: str, path: Path, cores: int, indicators: str | None = None) -> dict:
+def measure(
+    kind: str, path: Path, cores: int, indicators: str | None = None, *, reads: bool = True
+) -> dict:
     env = dict(os.environ, POLARS_MAX_THREADS=str(cores))
     command = [sys.executable, __file__, "--child", kind, str(path)]
     if indicators is not None:
         command += ["--indicators", indicators]
+    if not reads:
+        command.append("--no-reads")
     cpus = sorted(os.sched_getaffinity(0))[:cores]
     out = subprocess.run(
         command, env=env, check=True, capture_output=True, text=True,
@@ -258,15 +267,18 @@ def main() -> None:
     parser.add_argument("--per-day", type=int, default=1_000_000, help="trades a day")
     parser.add_argument("--quick", action="store_true", help="3 days, and no klines")
     parser.add_argument("--cores", type=int, default=1, help="CPUs each import may use")
+    parser.add_argument("--wide-cores", type=int, default=None,
+                        help="CPUs for the runs on more cores (default: all this process may use)")
     parser.add_argument("--data", type=Path, default=Path("/tmp/candlegraph-bench-import"))
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     parser.add_argument("--indicators", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--no-reads", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         from market.indicators import DEFAULT_INDICATORS_TEXT
 
         indicators = DEFAULT_INDICATORS_TEXT if args.indicators is None else args.indicators
-        child(args.child[0], Path(args.child[1]), indicators)
+        child(args.child[0], Path(args.child[1]), indicators, reads=not args.no_reads)
         return
     days = 3 if args.quick else args.days
     args.data.mkdir(parents=True, exist_ok=True)
@@ -279,6 +291,10 @@ def main() -> None:
     report("import_binance_csv_trades", "trades", measure("trades", binance, args.cores))
     report("import_parquet_trades_no_indicators", "trades",
            measure("trades", parquet, args.cores, indicators=""))
+    wide = len(os.sched_getaffinity(0)) if args.wide_cores is None else args.wide_cores
+    if wide > args.cores:
+        report(f"import_parquet_trades_{wide}_cores", "trades",
+               measure("trades", parquet, wide))
     if not args.quick:
         klines = generate_klines(args.data)
         result = measure("candles", klines, args.cores)
@@ -287,6 +303,9 @@ def main() -> None:
             print(f"history_read_{name}: {ms:,.1f} ms")
         report("import_candles_no_indicators", "candles",
                measure("candles", klines, args.cores, indicators=""))
+        if wide > args.cores:
+            report(f"import_candles_{wide}_cores", "candles",
+                   measure("candles", klines, wide, reads=False))
 
 
 if __name__ == "__main__":
