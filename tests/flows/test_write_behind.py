@@ -4,6 +4,7 @@ hears of it."""
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 import pytest
 
@@ -12,9 +13,13 @@ from flows.write_behind import WriteBehind
 
 def test_jobs_run_in_the_order_given_on_another_thread() -> None:
     ran: list[tuple[int, str]] = []
+
+    def job(i: int) -> None:
+        ran.append((i, threading.current_thread().name))
+
     with WriteBehind(depth=2) as behind:
         for i in range(50):
-            behind.submit(lambda i=i: ran.append((i, threading.current_thread().name)))
+            behind.submit(partial(job, i))
         behind.wait()
         assert [i for i, _ in ran] == list(range(50))
     assert {name for _, name in ran} == {"write behind"}
@@ -24,7 +29,12 @@ def test_submit_blocks_while_depth_jobs_wait() -> None:
     release = threading.Event()
     started = threading.Event()
     behind = WriteBehind(depth=1)
-    behind.submit(lambda: (started.set(), release.wait(10)))
+
+    def first() -> None:
+        started.set()
+        release.wait(10)
+
+    behind.submit(first)
     assert started.wait(10)
     behind.submit(lambda: None)  # waits in the queue: the queue is now full
     third_in = threading.Event()
