@@ -44,6 +44,10 @@ class SqliteConnection:
         self._write_lock = threading.Lock()
         self._checkpoint_interval_s = checkpoint_interval_s
         self._checkpointer: Checkpointer | None = None  # started by the first write
+        # Every thread's connection, to close those of threads that ended (a connection is
+        # freed by the garbage collector only, so it would hold the WAL open until then).
+        self._connections: dict[threading.Thread, sqlite3.Connection] = {}
+        self._connections_lock = threading.Lock()
         # Ids of series (`db.sqlite_series_ids`) known to be committed.
         self._series_ids: dict[tuple[str, str, str], int] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,25 +56,38 @@ class SqliteConnection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+                # Used by this thread only; closed by another once this one has ended.
+                conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
+                                       check_same_thread=False)
                 conn.execute("PRAGMA synchronous=NORMAL")
                 if self._checkpoint_interval_s is not None:
                     conn.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
             except sqlite3.Error as error:
                 raise StoreError(f"cannot open SQLite store at {self.path}: {error}") from error
             self._local.conn = conn
+            self._close_connections(keep=conn)
         return conn
 
+    def _close_connections(self, *, keep: sqlite3.Connection | None) -> None:
+        """Close the connections of threads that ended, and this thread's unless it is
+        `keep`."""
+        this = threading.current_thread()
+        with self._connections_lock:
+            if keep is not None:
+                self._connections[this] = keep
+            for thread in list(self._connections):
+                if not thread.is_alive() or (thread is this and keep is None):
+                    self._connections.pop(thread).close()
+
     def _close_connection(self) -> None:
-        """Stop the checkpointer and close this thread's connection."""
+        """Stop the checkpointer; close this thread's connection and those of threads that
+        ended (the last connection closed copies the WAL into the file and removes it)."""
         with self._write_lock:
             if self._checkpointer is not None:
                 self._checkpointer.stop()
                 self._checkpointer = None
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._close_connections(keep=None)
+        self._local.conn = None
 
     def _write(self, what: str, *statements: tuple[str, Sequence[Sequence[object]]]) -> None:
         """Run each (sql, rows) with executemany in one transaction, committed on return."""

@@ -4,6 +4,7 @@ migration from the old one."""
 
 from __future__ import annotations
 
+import gc
 import math
 import shutil
 import sqlite3
@@ -177,6 +178,24 @@ def test_a_thread_copies_commits_into_the_database_file_and_ends_on_close(
     wait_until(lambda: candles_in_the_file_alone() == 100, what="candles in the database file")
     store.close()
     assert [t for t in threading.enumerate() if t.name == "checkpoint checkpointed.sqlite"] == []
+
+
+def test_closing_removes_the_wal_of_connections_made_by_threads_that_ended(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "threads.sqlite"
+    store = SqliteStore(path)
+    gc.disable()  # a connection left open is freed by the garbage collector only
+    try:
+        writer = threading.Thread(target=store.upsert_candles, args=([candle(0, 1.0)],))
+        writer.start()
+        writer.join()
+        store.candles("sim", "BTC-USDT", "1m")  # this thread's connection, too
+        store.close()
+        assert not path.with_name(path.name + "-wal").exists()
+    finally:
+        gc.enable()
+    assert SqliteStore(path).candles("sim", "BTC-USDT", "1m") == [candle(0, 1.0)]
 
 
 def test_a_store_dropped_without_closing_ends_its_checkpoint_thread(tmp_path: Path) -> None:
