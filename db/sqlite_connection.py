@@ -40,12 +40,12 @@ class SqliteConnection:
     ) -> None:
         self.path = path
         self._timeout = busy_timeout_s
-        self._local = threading.local()
+        self._local = threading.local()  # whether this thread's transaction is a bulk one
         self._write_lock = threading.Lock()
         self._checkpoint_interval_s = checkpoint_interval_s
         self._checkpointer: Checkpointer | None = None  # started by the first write
-        # Every thread's connection, to close those of threads that ended (a connection is
-        # freed by the garbage collector only, so it would hold the WAL open until then).
+        # Each thread's connection, by thread: those of threads that ended are closed here (a
+        # connection is freed by the garbage collector only, so it would hold the WAL open).
         self._connections: dict[threading.Thread, sqlite3.Connection] = {}
         self._connections_lock = threading.Lock()
         # Ids of series (`db.sqlite_series_ids`) known to be committed.
@@ -53,7 +53,9 @@ class SqliteConnection:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        """This thread's connection, opened on first use."""
+        this = threading.current_thread()
+        conn = self._connections.get(this)
         if conn is None:
             try:
                 # Used by this thread only; closed by another once this one has ended.
@@ -64,19 +66,19 @@ class SqliteConnection:
                     conn.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
             except sqlite3.Error as error:
                 raise StoreError(f"cannot open SQLite store at {self.path}: {error}") from error
-            self._local.conn = conn
-            self._close_connections(keep=conn)
+            with self._connections_lock:
+                self._connections[this] = conn
+            self._local.bulk = False  # a new connection has the default page cache
+            self._close_connections(this_thread=False)
         return conn
 
-    def _close_connections(self, *, keep: sqlite3.Connection | None) -> None:
-        """Close the connections of threads that ended, and this thread's unless it is
-        `keep`."""
+    def _close_connections(self, *, this_thread: bool) -> None:
+        """Close the connections of threads that ended, and with `this_thread` this
+        thread's."""
         this = threading.current_thread()
         with self._connections_lock:
-            if keep is not None:
-                self._connections[this] = keep
             for thread in list(self._connections):
-                if not thread.is_alive() or (thread is this and keep is None):
+                if not thread.is_alive() or (this_thread and thread is this):
                     self._connections.pop(thread).close()
 
     def _close_connection(self) -> None:
@@ -86,8 +88,7 @@ class SqliteConnection:
             if self._checkpointer is not None:
                 self._checkpointer.stop()
                 self._checkpointer = None
-        self._close_connections(keep=None)
-        self._local.conn = None
+        self._close_connections(this_thread=True)
 
     def _write(self, what: str, *statements: tuple[str, Sequence[Sequence[object]]]) -> None:
         """Run each (sql, rows) with executemany in one transaction, committed on return."""
