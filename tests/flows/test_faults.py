@@ -123,13 +123,17 @@ async def test_a_poison_message_and_an_oversized_dead_letter_never_stop_the_flow
 
 async def publish_until_acked(js: JetStreamContext, subject: str, data: bytes, msg_id: str,
                               ) -> None:
-    """Publish with a message id (the stream drops a repeat) until JetStream acks it."""
+    """Publish with a message id (the stream drops a repeat) until JetStream acks it, for
+    30 seconds at most (the server may be restarting)."""
+    deadline = time.monotonic() + 30
     while True:
         try:
             await js.publish(subject, data, timeout=1.0, headers={"Nats-Msg-Id": msg_id})
             return
         except (nats.errors.Error, TimeoutError):
-            await asyncio.sleep(0.05)
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)  # a pause between attempts, not a wait on a result
 
 
 def second_of_trades(t0: int, second: int, symbols: int = 8, per_second: int = 20,
